@@ -1,0 +1,424 @@
+// ringmerge: see ringmerge_compaction_input.h.
+#include "ringmerge_compaction_input.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "db/column_family.h"
+#include "db/compaction/compaction.h"
+#include "db/dbformat.h"
+#include "file/filename.h"
+#include "logging/event_logger.h"
+#include "monitoring/iostats_context_imp.h"
+#include "options/db_options.h"
+#include "ringmerge/src/bridge.rs.h"
+#include "rocksdb/comparator.h"
+#include "rocksdb/file_system.h"
+#include "table/block_based/block_based_table_reader.h"
+#include "trace_replay/block_cache_tracer.h"
+
+namespace ROCKSDB_NAMESPACE {
+
+struct RingmergeCompactionInput::Rep {
+  explicit Rep(rust::Box<ringmerge::CompactionMerge> m) : merge(std::move(m)) {}
+  rust::Box<ringmerge::CompactionMerge> merge;
+  const InternalKeyComparator* icmp = nullptr;
+};
+
+namespace {
+
+const ringmerge::Settings& ProcessSettings() {
+  // Read once: the mode is a property of the process, like an option.
+  static const ringmerge::Settings settings = ringmerge::settings_from_env();
+  return settings;
+}
+
+Status ToStatus(const ringmerge::MergeStatus& s) {
+  std::string msg(s.message.data(), s.message.size());
+  switch (s.code) {
+    case ringmerge::StatusCode::Ok:
+      return Status::OK();
+    case ringmerge::StatusCode::IOError:
+      return Status::IOError(msg);
+    case ringmerge::StatusCode::Corruption:
+      return Status::Corruption(msg);
+    case ringmerge::StatusCode::NotSupported:
+      return Status::NotSupported(msg);
+    default:
+      return Status::Aborted(msg);
+  }
+}
+
+// The table reader of an input file: the pinned one (max_open_files=-1), or
+// one from the table cache, which opens the file exactly as the stock
+// compaction iterator would.
+class TableRef {
+ public:
+  TableRef(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
+           const FileMetaData& meta, const ReadOptions& ro,
+           const FileOptions& fopts, Status* s)
+      : cache_(cfd->table_cache()) {
+    reader_ = meta.fd.table_reader;
+    if (reader_ == nullptr) {
+      *s = cache_->FindTable(ro, fopts, cfd->internal_comparator(), meta,
+                             &handle_, mopts, /*no_io=*/false);
+      if (s->ok()) {
+        reader_ = cache_->get_cache().Value(handle_);
+      }
+    }
+  }
+  ~TableRef() {
+    if (handle_ != nullptr) {
+      cache_->get_cache().Release(handle_);
+    }
+  }
+  TableRef(const TableRef&) = delete;
+  TableRef& operator=(const TableRef&) = delete;
+  TableReader* get() const { return reader_; }
+
+ private:
+  TableCache* cache_;
+  TableCache::TypedHandle* handle_ = nullptr;
+  TableReader* reader_ = nullptr;
+};
+
+// Describes one input file for Rust, or says why it cannot be served.
+// Block handles come from the table's index, already in memory: no data I/O.
+Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
+                    const ImmutableDBOptions& db_options,
+                    const FileMetaData& meta, const ReadOptions& ro,
+                    const Slice* start_ikey, const Slice* end_user_key,
+                    ringmerge::InputFile* out, std::string* reason) {
+  Status s;
+  TableRef table(cfd, mopts, meta, ro, FileOptions(db_options), &s);
+  if (!s.ok()) {
+    *reason = "cannot open table: " + s.ToString();
+    return s;
+  }
+  auto* bbt = static_cast<BlockBasedTable*>(table.get());
+  const BlockBasedTable::Rep* rep = bbt->get_rep();
+  const auto& props = rep->table_properties;
+  char num[64];
+  snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
+  if (rep->blocks_maybe_compressed) {
+    *reason = std::string("input ") + num + " may hold compressed blocks";
+  } else if (rep->global_seqno != kDisableGlobalSequenceNumber) {
+    *reason = std::string("input ") + num + " has a global seqno (ingested)";
+  } else if (!rep->user_defined_timestamps_persisted) {
+    *reason = std::string("input ") + num + " does not persist timestamps";
+  } else if (rep->index_type ==
+             BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch) {
+    *reason = std::string("input ") + num + " has a partitioned index";
+  } else if (props == nullptr) {
+    *reason = std::string("input ") + num + " has no table properties";
+  } else if (props->num_range_deletions > 0) {
+    *reason = std::string("input ") + num + " holds range deletions";
+  } else if (rep->footer.format_version() < 2) {
+    *reason = std::string("input ") + num + " has format_version < 2";
+  }
+  if (!reason->empty()) {
+    return Status::NotSupported(*reason);
+  }
+
+  out->path = TableFileName(cfd->ioptions().cf_paths, meta.fd.GetNumber(),
+                            meta.fd.GetPathId());
+  out->file_size = meta.fd.GetFileSize();
+  out->checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
+  out->base_context_checksum = rep->footer.base_context_checksum();
+
+  BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
+  IndexBlockIter iiter_on_stack;
+  InternalIteratorBase<IndexValue>* iiter = rep->index_reader->NewIterator(
+      ro, /*disable_prefix_seek=*/true, &iiter_on_stack,
+      /*get_context=*/nullptr, &lookup_context);
+  std::unique_ptr<InternalIteratorBase<IndexValue>> iiter_owner;
+  if (iiter != &iiter_on_stack) {
+    iiter_owner.reset(iiter);
+  }
+  // The first block that can hold a key >= start is the first whose separator
+  // is >= start's seek key; after the first block whose separator's user key
+  // is >= end, no block can hold a key < end.
+  if (start_ikey != nullptr) {
+    iiter->Seek(*start_ikey);
+  } else {
+    iiter->SeekToFirst();
+  }
+  const Comparator* ucmp = cfd->user_comparator();
+  for (; iiter->Valid(); iiter->Next()) {
+    const BlockHandle& h = iiter->value().handle;
+    out->block_handles.push_back(h.offset());
+    out->block_handles.push_back(h.size());
+    if (end_user_key != nullptr &&
+        ucmp->Compare(iiter->user_key(), *end_user_key) >= 0) {
+      break;
+    }
+  }
+  s = iiter->status();
+  if (!s.ok()) {
+    *reason = std::string("reading the index of ") + num + ": " + s.ToString();
+  }
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
+    const Compaction* c, const std::optional<Slice>& start,
+    const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
+    const ReadOptions& read_options, std::string* reason) {
+  reason->clear();
+  const ringmerge::Settings& settings = ProcessSettings();
+  if (settings.mode == ringmerge::Mode::Off) {
+    // Stock RocksDB; only a RINGMERGE_MODE that was not understood is logged.
+    reason->assign(settings.warning.data(), settings.warning.size());
+    return nullptr;
+  }
+  ColumnFamilyData* cfd = c->column_family_data();
+  const MutableCFOptions& mopts = c->mutable_cf_options();
+  // Eligibility. The merge orders keys with memcmp and reads the files
+  // itself, so it needs the bytewise comparator, block-based tables and the
+  // plain POSIX file system; anything else keeps the stock path.
+  if (cfd->user_comparator() != BytewiseComparator()) {
+    *reason = std::string("comparator ") + cfd->user_comparator()->Name() +
+              " is not the bytewise comparator";
+  } else if (mopts.table_factory == nullptr ||
+             !mopts.table_factory->IsInstanceOf(
+                 TableFactory::kBlockBasedTableName())) {
+    *reason = "table format is not block-based";
+  } else if (db_options.fs.get() != FileSystem::Default().get()) {
+    *reason = std::string("file system ") + db_options.fs->Name() +
+              " is not the default POSIX file system";
+  }
+  if (!reason->empty()) {
+    return nullptr;
+  }
+
+  IterKey start_ikey;
+  Slice start_slice;
+  if (start.has_value()) {
+    start_ikey.SetInternalKey(*start, kMaxSequenceNumber, kValueTypeForSeek);
+    start_slice = start_ikey.GetInternalKey();
+  }
+  const Slice* start_ptr = start.has_value() ? &start_slice : nullptr;
+  const Slice* end_ptr = end.has_value() ? &*end : nullptr;
+  const Comparator* ucmp = cfd->user_comparator();
+
+  ringmerge::CompactionInput input;
+  input.use_direct_reads = db_options.use_direct_reads;
+  input.memory_budget = settings.memory_budget;
+  if (start.has_value()) {
+    input.has_start = true;
+    input.start.reserve(start->size());
+    for (char ch : *start) input.start.push_back(static_cast<uint8_t>(ch));
+  }
+  if (end.has_value()) {
+    input.has_end = true;
+    input.end.reserve(end->size());
+    for (char ch : *end) input.end.push_back(static_cast<uint8_t>(ch));
+  }
+
+  // The same runs as VersionSet::MakeInputIterator: one per L0 file, one per
+  // deeper level; files wholly outside [start, end) are skipped as it does.
+  for (size_t which = 0; which < c->num_input_levels(); which++) {
+    const LevelFilesBrief* flevel = c->input_levels(which);
+    const bool l0 = c->level(which) == 0;
+    ringmerge::SortedRun level_run;
+    for (size_t i = 0; i < flevel->num_files; i++) {
+      const FileMetaData& meta = *flevel->files[i].file_metadata;
+      if (start.has_value() &&
+          ucmp->Compare(*start, meta.largest.user_key()) > 0) {
+        continue;
+      }
+      if (end.has_value() &&
+          ucmp->Compare(*end, meta.smallest.user_key()) < 0) {
+        continue;
+      }
+      ringmerge::InputFile file;
+      Status s = DescribeFile(cfd, mopts, db_options, meta, read_options,
+                              start_ptr, end_ptr, &file, reason);
+      if (!s.ok()) {
+        if (reason->empty()) *reason = s.ToString();
+        return nullptr;
+      }
+      if (l0) {
+        ringmerge::SortedRun run;
+        run.files.push_back(std::move(file));
+        input.runs.push_back(std::move(run));
+      } else {
+        level_run.files.push_back(std::move(file));
+      }
+    }
+    if (!level_run.files.empty()) {
+      input.runs.push_back(std::move(level_run));
+    }
+  }
+
+  rust::Box<ringmerge::CompactionMerge> merge =
+      ringmerge::open_merge(std::move(input));
+  Status s = ToStatus(merge->status());
+  if (!s.ok()) {
+    // Nothing is written yet: the stock path runs and reports any real
+    // problem with the inputs itself.
+    *reason = "opening the merge: " + s.ToString();
+    return nullptr;
+  }
+  auto rep = std::make_unique<Rep>(std::move(merge));
+  rep->icmp = &cfd->internal_comparator();
+  return std::unique_ptr<RingmergeCompactionInput>(
+      new RingmergeCompactionInput(std::move(rep)));
+}
+
+RingmergeCompactionInput::RingmergeCompactionInput(std::unique_ptr<Rep> rep)
+    : rep_(std::move(rep)) {}
+
+RingmergeCompactionInput::~RingmergeCompactionInput() = default;
+
+void RingmergeCompactionInput::FetchBatch() {
+  const bool more = rep_->merge->next_batch();
+  // The reads happened on io_uring (or pread) on this thread's behalf: count
+  // them where RocksDB counts compaction reads (rocksdb.compact.read.bytes).
+  IOSTATS_ADD(bytes_read, rep_->merge->take_bytes_read());
+  pos_ = 0;
+  if (!more) {
+    count_ = 0;
+    valid_ = false;
+    status_ = ToStatus(rep_->merge->status());
+    return;
+  }
+  rust::Slice<const uint8_t> data = rep_->merge->batch_data();
+  rust::Slice<const uint32_t> index = rep_->merge->batch_index();
+  data_ = reinterpret_cast<const char*>(data.data());
+  index_ = index.data();
+  count_ = index.size() / 4;
+  valid_ = count_ > 0;
+}
+
+void RingmergeCompactionInput::Unsupported(const char* op) {
+  valid_ = false;
+  status_ = Status::NotSupported(std::string("ringmerge input: ") + op);
+}
+
+void RingmergeCompactionInput::SeekToFirst() {
+  if (started_) {
+    return Unsupported("SeekToFirst after iteration started");
+  }
+  started_ = true;
+  FetchBatch();
+}
+
+void RingmergeCompactionInput::Seek(const Slice& target) {
+  if (!started_) {
+    SeekToFirst();
+  } else if (valid_ && rep_->icmp->Compare(key(), target) > 0) {
+    return;  // Already past target: a forward seek is a no-op.
+  }
+  while (valid_ && rep_->icmp->Compare(key(), target) < 0) {
+    Next();
+  }
+}
+
+void RingmergeCompactionInput::Next() {
+  assert(valid_);
+  if (++pos_ >= count_) {
+    FetchBatch();
+  }
+}
+
+void RingmergeCompactionInput::SeekToLast() { Unsupported("SeekToLast"); }
+void RingmergeCompactionInput::SeekForPrev(const Slice&) {
+  Unsupported("SeekForPrev");
+}
+void RingmergeCompactionInput::Prev() { Unsupported("Prev"); }
+
+Slice RingmergeCompactionInput::key() const {
+  assert(valid_);
+  const uint32_t* e = index_ + 4 * pos_;
+  return Slice(data_ + e[0], e[1]);
+}
+
+Slice RingmergeCompactionInput::value() const {
+  assert(valid_);
+  const uint32_t* e = index_ + 4 * pos_;
+  return Slice(data_ + e[2], e[3]);
+}
+
+RingmergeSummary RingmergeCompactionInput::Summary() const {
+  ringmerge::MergeSummary m = rep_->merge->summary();
+  RingmergeSummary s;
+  s.backend = std::string(m.backend);
+  s.io_uring_fallback_reason = std::string(m.io_uring_fallback_reason);
+  s.runs = m.runs;
+  s.files = m.files;
+  s.blocks = m.blocks;
+  s.entries = m.entries;
+  s.bytes_read = m.bytes_read;
+  s.reads_submitted = m.reads_submitted;
+  s.io_uring_enter_calls = m.io_uring_enter_calls;
+  s.short_reads = m.short_reads;
+  s.wait_micros = m.wait_micros;
+  s.merge_micros = m.merge_micros;
+  return s;
+}
+
+std::string RingmergeSummary::ToString() const {
+  char buf[512];
+  snprintf(buf, sizeof(buf),
+           "backend=%s runs=%" PRIu64 " files=%" PRIu64 " blocks=%" PRIu64
+           " entries=%" PRIu64 " bytes_read=%" PRIu64
+           " reads_submitted=%" PRIu64 " io_uring_enter=%" PRIu64
+           " short_reads=%" PRIu64 " read_wait_ms=%.1f merge_ms=%.1f",
+           backend.c_str(), runs, files, blocks, entries, bytes_read,
+           reads_submitted, io_uring_enter_calls, short_reads,
+           wait_micros / 1000.0, merge_micros / 1000.0);
+  std::string out(buf);
+  if (!io_uring_fallback_reason.empty()) {
+    out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";
+  }
+  return out;
+}
+
+void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  accelerated_++;
+  total_.backend = s.backend;
+  total_.runs += s.runs;
+  total_.files += s.files;
+  total_.blocks += s.blocks;
+  total_.entries += s.entries;
+  total_.bytes_read += s.bytes_read;
+  total_.reads_submitted += s.reads_submitted;
+  total_.io_uring_enter_calls += s.io_uring_enter_calls;
+  total_.short_reads += s.short_reads;
+  total_.wait_micros += s.wait_micros;
+  total_.merge_micros += s.merge_micros;
+}
+
+void RingmergeJobStats::AddFallback(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fallbacks_++;
+  fallback_reason_ = reason;
+}
+
+void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (accelerated_ == 0 && fallbacks_ == 0) {
+    return;
+  }
+  stream << "ringmerge_path" << (accelerated_ > 0 ? "accelerated" : "stock");
+  stream << "ringmerge_accelerated_subcompactions" << accelerated_;
+  stream << "ringmerge_fallback_subcompactions" << fallbacks_;
+  if (fallbacks_ > 0) {
+    stream << "ringmerge_fallback_reason" << fallback_reason_;
+  }
+  if (accelerated_ > 0) {
+    stream << "ringmerge_backend" << total_.backend;
+    stream << "ringmerge_blocks" << total_.blocks;
+    stream << "ringmerge_bytes_read" << total_.bytes_read;
+    stream << "ringmerge_reads_submitted" << total_.reads_submitted;
+    stream << "ringmerge_io_uring_enter_calls" << total_.io_uring_enter_calls;
+    stream << "ringmerge_read_wait_micros" << total_.wait_micros;
+    stream << "ringmerge_merge_micros" << total_.merge_micros;
+  }
+}
+
+}  // namespace ROCKSDB_NAMESPACE

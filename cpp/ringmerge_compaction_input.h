@@ -1,0 +1,110 @@
+// ringmerge: the compaction input RocksDB's CompactionJob reads in place of
+// VersionSet::MakeInputIterator when ringmerge can serve the compaction exactly.
+//
+// The iterator yields every version of every key of the inputs, merged in
+// internal-key order and clipped to the subcompaction's [start, end) the way
+// ClippingIterator clips, so RocksDB's own CompactionIterator still makes every
+// decision (hidden versions, deletions, snapshots, seqno zeroing, merge
+// operands, compaction filters) and the output is stock's by construction.
+// What ringmerge replaces is the I/O and the merge underneath: one pread per
+// 4 KiB block becomes a few large io_uring reads per input, verified and
+// decoded in Rust.
+//
+// Compiled as part of the patched RocksDB (it needs RocksDB's internal headers);
+// included only by compaction_job.cc under ROCKSDB_RINGMERGE.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+#include "table/internal_iterator.h"
+
+namespace ROCKSDB_NAMESPACE {
+
+class Compaction;
+class EventLoggerStream;
+struct ImmutableDBOptions;
+
+// One subcompaction's figures, as reported in the LOG and the event.
+struct RingmergeSummary {
+  std::string backend;
+  std::string io_uring_fallback_reason;
+  uint64_t runs = 0;
+  uint64_t files = 0;
+  uint64_t blocks = 0;
+  uint64_t entries = 0;
+  uint64_t bytes_read = 0;
+  uint64_t reads_submitted = 0;
+  uint64_t io_uring_enter_calls = 0;
+  uint64_t short_reads = 0;
+  uint64_t wait_micros = 0;
+  uint64_t merge_micros = 0;
+
+  std::string ToString() const;
+};
+
+class RingmergeCompactionInput : public InternalIterator {
+ public:
+  // Returns the accelerated input, or nullptr when ringmerge is off or cannot
+  // serve this compaction exactly; then `*fallback_reason` says why (it stays
+  // empty when RINGMERGE_MODE=off, which is stock RocksDB with no LOG line).
+  static std::unique_ptr<RingmergeCompactionInput> Open(
+      const Compaction* compaction, const std::optional<Slice>& start,
+      const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
+      const ReadOptions& read_options, std::string* fallback_reason);
+
+  ~RingmergeCompactionInput() override;
+
+  bool Valid() const override { return valid_; }
+  void SeekToFirst() override;
+  void SeekToLast() override;
+  // Forward only: compaction seeks to its start bound, and a compaction
+  // filter's skip-until moves forward. A backward seek is NotSupported.
+  void Seek(const Slice& target) override;
+  void SeekForPrev(const Slice& target) override;
+  void Next() override;
+  void Prev() override;
+  Slice key() const override;
+  Slice value() const override;
+  Status status() const override { return status_; }
+
+  RingmergeSummary Summary() const;
+
+ private:
+  struct Rep;
+  explicit RingmergeCompactionInput(std::unique_ptr<Rep> rep);
+  void FetchBatch();
+  void Unsupported(const char* op);
+
+  std::unique_ptr<Rep> rep_;
+  const char* data_ = nullptr;
+  const uint32_t* index_ = nullptr;
+  size_t count_ = 0;
+  size_t pos_ = 0;
+  bool started_ = false;
+  bool valid_ = false;
+  Status status_;
+};
+
+// Totals over one job's subcompactions, for the compaction_finished event.
+class RingmergeJobStats {
+ public:
+  void AddAccelerated(const RingmergeSummary& s);
+  void AddFallback(const std::string& reason);
+  void AppendToEvent(EventLoggerStream& stream) const;
+
+ private:
+  mutable std::mutex mu_;
+  uint64_t accelerated_ = 0;
+  uint64_t fallbacks_ = 0;
+  std::string fallback_reason_;
+  RingmergeSummary total_;
+};
+
+}  // namespace ROCKSDB_NAMESPACE

@@ -1,0 +1,308 @@
+//! The contract between the patched RocksDB (C++) and ringmerge (Rust).
+//!
+//! C++ describes a subcompaction's inputs (sorted runs of SST files with their data block handles,
+//! taken from the open table readers with no I/O) and pulls the merged stream back as batches.
+//! Nothing here throws: failures come back as a [`ffi::MergeStatus`] the C++ side turns into a
+//! RocksDB `Status`, and every entry point catches panics so none unwinds into C++.
+
+use crate::block::checksum::ChecksumType;
+use crate::block::BlockHandle;
+use crate::compaction::{CompactionSpec, MergeSession, DEFAULT_MEMORY_BUDGET};
+use crate::error::Error;
+use crate::merge::cursor::Bounds;
+use crate::reader::Backend;
+use crate::sst_map::{InputFile, SortedRun};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+#[cxx::bridge(namespace = "ringmerge")]
+mod ffi {
+    /// One input SST file as RocksDB's open `BlockBasedTable` describes it.
+    struct InputFile {
+        path: String,
+        file_size: u64,
+        /// `ChecksumType` from the footer (0 none, 1 crc32c, 2 xxHash, 3 xxHash64, 4 XXH3).
+        checksum_type: u8,
+        /// format_version 6 context checksum base; 0 for older formats.
+        base_context_checksum: u32,
+        /// The data blocks to read, in file order, as offset, size pairs.
+        block_handles: Vec<u64>,
+    }
+
+    /// One L0 file, or the files of one deeper level in key order.
+    struct SortedRun {
+        files: Vec<InputFile>,
+    }
+
+    struct CompactionInput {
+        runs: Vec<SortedRun>,
+        /// Subcompaction bounds on user keys: start inclusive, end exclusive.
+        has_start: bool,
+        start: Vec<u8>,
+        has_end: bool,
+        end: Vec<u8>,
+        /// The DB reads with O_DIRECT (`use_direct_reads`).
+        use_direct_reads: bool,
+        /// Bytes of read buffers this compaction may hold; 0 means the default (64 MiB).
+        memory_budget: u64,
+    }
+
+    enum StatusCode {
+        Ok,
+        IOError,
+        Corruption,
+        NotSupported,
+        /// A bug in ringmerge (a caught panic).
+        Internal,
+    }
+
+    struct MergeStatus {
+        code: StatusCode,
+        message: String,
+    }
+
+    enum Mode {
+        /// Stock RocksDB, as if the patch were not there.
+        Off,
+        /// ringmerge reads and merges natively in Rust.
+        Native,
+    }
+
+    struct Settings {
+        mode: Mode,
+        memory_budget: u64,
+        /// Empty, or why the environment's setting was not understood.
+        warning: String,
+    }
+
+    /// One compaction's figures for the LOG line and the compaction_finished event.
+    struct MergeSummary {
+        backend: String,
+        io_uring_fallback_reason: String,
+        runs: u64,
+        files: u64,
+        blocks: u64,
+        entries: u64,
+        bytes_read: u64,
+        reads_submitted: u64,
+        io_uring_enter_calls: u64,
+        short_reads: u64,
+        wait_micros: u64,
+        merge_micros: u64,
+    }
+
+    extern "Rust" {
+        /// A compaction's merge; created by `open_merge` even when opening failed, so C++ always
+        /// owns exactly one box and reads the outcome from `status()`.
+        type CompactionMerge;
+
+        /// The process settings from RINGMERGE_MODE and RINGMERGE_MEMORY_BUDGET.
+        fn settings_from_env() -> Settings;
+        fn open_merge(input: CompactionInput) -> Box<CompactionMerge>;
+        fn status(self: &CompactionMerge) -> MergeStatus;
+        /// Fills the next batch; false at the end of the stream or on error (see `status`).
+        fn next_batch(self: &mut CompactionMerge) -> bool;
+        /// The current batch: each entry's internal key then value, back to back.
+        fn batch_data(self: &CompactionMerge) -> &[u8];
+        /// Four u32 per entry: key offset, key length, value offset, value length in batch_data.
+        fn batch_index(self: &CompactionMerge) -> &[u32];
+        /// Bytes read since the previous call (for RocksDB's IOSTATS on the calling thread).
+        fn take_bytes_read(self: &mut CompactionMerge) -> u64;
+        fn summary(self: &CompactionMerge) -> MergeSummary;
+    }
+}
+
+pub use ffi::{Mode, StatusCode};
+
+pub struct CompactionMerge {
+    session: Option<MergeSession>,
+    error: Option<Error>,
+    /// Set when a panic was caught; the session is not touched again.
+    internal: Option<String>,
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+fn settings_from_env() -> ffi::Settings {
+    let mut warning = String::new();
+    let mode = match std::env::var("RINGMERGE_MODE").as_deref() {
+        Err(_) | Ok("") | Ok("native") => ffi::Mode::Native,
+        Ok("off") => ffi::Mode::Off,
+        Ok(other) => {
+            warning = format!("RINGMERGE_MODE={other} is not one of off|native: running stock");
+            ffi::Mode::Off
+        }
+    };
+    let memory_budget = match std::env::var("RINGMERGE_MEMORY_BUDGET") {
+        Err(_) => DEFAULT_MEMORY_BUDGET as u64,
+        Ok(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 << 20 => n,
+            _ => {
+                warning = format!("RINGMERGE_MEMORY_BUDGET={v} is not a byte count >= 1 MiB: using 64 MiB");
+                DEFAULT_MEMORY_BUDGET as u64
+            }
+        },
+    };
+    ffi::Settings {
+        mode,
+        memory_budget,
+        warning,
+    }
+}
+
+fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error> {
+    let mut runs = Vec::with_capacity(input.runs.len());
+    for run in input.runs {
+        let mut files = Vec::with_capacity(run.files.len());
+        for f in run.files {
+            if f.block_handles.len() % 2 != 0 {
+                return Err(Error::corruption("odd number of block handle words"));
+            }
+            files.push(InputFile {
+                path: PathBuf::from(f.path),
+                file_size: f.file_size,
+                checksum_type: ChecksumType::from_u8(f.checksum_type)?,
+                base_context_checksum: f.base_context_checksum,
+                blocks: f
+                    .block_handles
+                    .chunks_exact(2)
+                    .map(|h| BlockHandle {
+                        offset: h[0],
+                        size: h[1],
+                    })
+                    .collect(),
+            });
+        }
+        runs.push(SortedRun { files });
+    }
+    let backend = match std::env::var("RINGMERGE_IO").as_deref() {
+        Ok("pread") => Backend::Pread,
+        _ => Backend::Auto,
+    };
+    Ok(CompactionSpec {
+        runs,
+        bounds: Bounds {
+            start: input.has_start.then_some(input.start),
+            end: input.has_end.then_some(input.end),
+        },
+        direct: input.use_direct_reads,
+        memory_budget: match input.memory_budget {
+            0 => DEFAULT_MEMORY_BUDGET,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+        backend,
+    })
+}
+
+fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        spec_from_input(input).and_then(MergeSession::open)
+    }));
+    Box::new(match outcome {
+        Ok(Ok(session)) => CompactionMerge {
+            session: Some(session),
+            error: None,
+            internal: None,
+        },
+        Ok(Err(e)) => CompactionMerge {
+            session: None,
+            error: Some(e),
+            internal: None,
+        },
+        Err(p) => CompactionMerge {
+            session: None,
+            error: None,
+            internal: Some(panic_message(p)),
+        },
+    })
+}
+
+impl CompactionMerge {
+    fn status(&self) -> ffi::MergeStatus {
+        let (code, message) = if let Some(m) = &self.internal {
+            (ffi::StatusCode::Internal, format!("ringmerge internal error: {m}"))
+        } else {
+            match &self.error {
+                None => (ffi::StatusCode::Ok, String::new()),
+                Some(Error::Io(m)) => (ffi::StatusCode::IOError, m.clone()),
+                Some(Error::Corruption(m)) => (ffi::StatusCode::Corruption, m.clone()),
+                Some(Error::NotSupported(m)) => (ffi::StatusCode::NotSupported, m.clone()),
+            }
+        };
+        ffi::MergeStatus { code, message }
+    }
+
+    fn live_session(&mut self) -> Option<&mut MergeSession> {
+        if self.error.is_some() || self.internal.is_some() {
+            return None;
+        }
+        self.session.as_mut()
+    }
+
+    fn next_batch(&mut self) -> bool {
+        let Some(session) = self.live_session() else {
+            return false;
+        };
+        match catch_unwind(AssertUnwindSafe(|| session.next_batch())) {
+            Ok(Ok(more)) => more,
+            Ok(Err(e)) => {
+                self.error = Some(e);
+                false
+            }
+            Err(p) => {
+                self.internal = Some(panic_message(p));
+                false
+            }
+        }
+    }
+
+    fn batch_data(&self) -> &[u8] {
+        match &self.session {
+            Some(s) if self.internal.is_none() => &s.batch().data,
+            _ => &[],
+        }
+    }
+
+    fn batch_index(&self) -> &[u32] {
+        match &self.session {
+            Some(s) if self.internal.is_none() => &s.batch().index,
+            _ => &[],
+        }
+    }
+
+    fn take_bytes_read(&mut self) -> u64 {
+        match &mut self.session {
+            Some(s) if self.internal.is_none() => s.take_bytes_read(),
+            _ => 0,
+        }
+    }
+
+    fn summary(&self) -> ffi::MergeSummary {
+        let s = match &self.session {
+            Some(s) if self.internal.is_none() => s.summary(),
+            _ => Default::default(),
+        };
+        ffi::MergeSummary {
+            backend: s.backend.to_owned(),
+            io_uring_fallback_reason: s.fallback_reason.unwrap_or_default(),
+            runs: s.runs as u64,
+            files: s.files as u64,
+            blocks: s.blocks as u64,
+            entries: s.entries,
+            bytes_read: s.reader.bytes_read,
+            reads_submitted: s.reader.reads_submitted,
+            io_uring_enter_calls: s.reader.enter_calls,
+            short_reads: s.reader.short_reads,
+            wait_micros: s.wait.as_micros() as u64,
+            merge_micros: s.merge.as_micros() as u64,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! ringmerge: a compaction accelerator for RocksDB 10.1.3.
+//!
+//! The data flows through the modules in this order:
+//! [`sst_map`] (which blocks of which files, in which sorted run) -> [`reader`] (batched,
+//! coalesced reads through io_uring, or pread where io_uring is unavailable) -> [`block`]
+//! (trailer checksums, data block decoding) -> [`merge`] (internal-key order merge of the runs)
+//! -> [`compaction`] (one compaction's session, producing batches for the C++ side) -> [`bridge`]
+//! (the cxx contract with the patched RocksDB).
+
+pub mod block;
+mod bridge;
+pub mod compaction;
+pub mod error;
+pub mod merge;
+pub mod reader;
+pub mod sst_map;
+
+pub use error::{Error, Result};

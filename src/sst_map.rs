@@ -1,0 +1,227 @@
+//! The SST-Map: every input file's data blocks (offset, size), grouped into the sorted runs the
+//! merge consumes, and planned as large coalesced reads.
+//!
+//! The C++ side fills it from the open `TableReader`s' index blocks, which RocksDB already holds
+//! in memory, so building it costs no I/O. A sorted run is one L0 file, or all the files of one
+//! non-L0 level in key order: exactly the children of RocksDB's `CompactionMergingIterator`.
+
+use crate::block::checksum::ChecksumType;
+use crate::block::{BlockHandle, BLOCK_TRAILER_SIZE};
+use crate::error::{Error, Result};
+use crate::reader::{ChunkPlan, FileSpec};
+use std::path::PathBuf;
+
+/// One input SST file and the data blocks of it the compaction needs, in file order.
+#[derive(Clone, Debug)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub file_size: u64,
+    pub checksum_type: ChecksumType,
+    /// 0 below format_version 6 (no context checksums).
+    pub base_context_checksum: u32,
+    pub blocks: Vec<BlockHandle>,
+}
+
+/// The files of one sorted run, in key order.
+#[derive(Clone, Debug, Default)]
+pub struct SortedRun {
+    pub files: Vec<InputFile>,
+}
+
+/// Where one block sits: in which chunk of its run, and at which byte of that chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSlot {
+    /// Index into [`SstMap::files`].
+    pub file: usize,
+    pub handle: BlockHandle,
+    /// Offset of the block's first byte inside its chunk.
+    pub offset_in_chunk: usize,
+}
+
+/// One coalesced read and the blocks it carries.
+#[derive(Clone, Debug)]
+pub struct PlannedChunk {
+    pub plan: ChunkPlan,
+    pub blocks: Vec<BlockSlot>,
+}
+
+/// The whole compaction's read plan.
+#[derive(Clone, Debug)]
+pub struct SstMap {
+    pub files: Vec<InputFile>,
+    /// Per sorted run, its chunks in key order.
+    pub runs: Vec<Vec<PlannedChunk>>,
+}
+
+impl SstMap {
+    /// Plans reads of at most `max_chunk` bytes, merging blocks that are adjacent in their file
+    /// (RocksDB writes data blocks back to back, each followed by its 5-byte trailer).
+    pub fn build(runs: Vec<SortedRun>, max_chunk: usize) -> Result<SstMap> {
+        let mut files = Vec::new();
+        let mut planned = Vec::with_capacity(runs.len());
+        for run in runs {
+            let mut chunks: Vec<PlannedChunk> = Vec::new();
+            for file in run.files {
+                let file_index = files.len();
+                let mut current: Option<PlannedChunk> = None;
+                for handle in &file.blocks {
+                    let span = block_span(handle, &file)?;
+                    if span > max_chunk {
+                        return Err(Error::not_supported(format!(
+                            "block of {span} bytes at offset {} in {} exceeds the read size {max_chunk}",
+                            handle.offset,
+                            file.path.display()
+                        )));
+                    }
+                    let extend = current.as_ref().is_some_and(|c| {
+                        c.plan.offset + c.plan.len as u64 == handle.offset
+                            && c.plan.len + span <= max_chunk
+                    });
+                    if !extend {
+                        chunks.extend(current.take());
+                        current = Some(PlannedChunk {
+                            plan: ChunkPlan {
+                                file: file_index,
+                                offset: handle.offset,
+                                len: 0,
+                            },
+                            blocks: Vec::new(),
+                        });
+                    }
+                    let chunk = current.as_mut().expect("a chunk was just opened");
+                    chunk.blocks.push(BlockSlot {
+                        file: file_index,
+                        handle: *handle,
+                        offset_in_chunk: chunk.plan.len,
+                    });
+                    chunk.plan.len += span;
+                }
+                chunks.extend(current.take());
+                files.push(file);
+            }
+            planned.push(chunks);
+        }
+        Ok(SstMap {
+            files,
+            runs: planned,
+        })
+    }
+
+    /// The files the reader opens, in [`SstMap::files`] order.
+    pub fn file_specs(&self, direct: bool) -> Vec<FileSpec> {
+        self.files
+            .iter()
+            .map(|f| FileSpec {
+                path: f.path.clone(),
+                direct,
+            })
+            .collect()
+    }
+
+    /// The read plans per run, as the reader takes them.
+    pub fn chunk_plans(&self) -> Vec<Vec<ChunkPlan>> {
+        self.runs
+            .iter()
+            .map(|chunks| chunks.iter().map(|c| c.plan.clone()).collect())
+            .collect()
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.files.iter().map(|f| f.blocks.len()).sum()
+    }
+
+    /// Bytes of blocks and trailers the plan reads.
+    pub fn planned_bytes(&self) -> u64 {
+        self.runs
+            .iter()
+            .flatten()
+            .map(|c| c.plan.len as u64)
+            .sum()
+    }
+}
+
+/// A block's bytes on disk: payload plus trailer, checked against the file's size so a bad
+/// handle is a `Corruption` here and never an out-of-range read later.
+fn block_span(handle: &BlockHandle, file: &InputFile) -> Result<usize> {
+    let end = handle
+        .offset
+        .checked_add(handle.size)
+        .and_then(|e| e.checked_add(BLOCK_TRAILER_SIZE as u64));
+    match end {
+        Some(end) if end <= file.file_size => Ok((handle.size as usize) + BLOCK_TRAILER_SIZE),
+        _ => Err(Error::corruption(format!(
+            "block handle offset {} size {} is past the end ({} bytes) of {}",
+            handle.offset,
+            handle.size,
+            file.file_size,
+            file.path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, sizes: &[u64]) -> InputFile {
+        let mut off = 0;
+        let blocks = sizes
+            .iter()
+            .map(|&s| {
+                let h = BlockHandle {
+                    offset: off,
+                    size: s,
+                };
+                off += s + BLOCK_TRAILER_SIZE as u64;
+                h
+            })
+            .collect();
+        InputFile {
+            path: PathBuf::from(name),
+            file_size: off + 1000,
+            checksum_type: ChecksumType::Crc32c,
+            base_context_checksum: 0,
+            blocks,
+        }
+    }
+
+    #[test]
+    fn coalesces_adjacent_blocks_up_to_the_chunk_size() {
+        let runs = vec![SortedRun {
+            files: vec![file("a", &[100, 100, 100]), file("b", &[50])],
+        }];
+        let map = SstMap::build(runs, 215).unwrap();
+        let chunks = &map.runs[0];
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].plan.len, 210);
+        assert_eq!(chunks[0].blocks.len(), 2);
+        assert_eq!(chunks[0].blocks[1].offset_in_chunk, 105);
+        assert_eq!(chunks[1].plan.offset, 210);
+        assert_eq!(chunks[2].plan.file, 1);
+        assert_eq!(map.num_blocks(), 4);
+        assert_eq!(map.planned_bytes(), 210 + 105 + 55);
+    }
+
+    #[test]
+    fn gaps_start_a_new_chunk() {
+        let mut f = file("a", &[100, 100]);
+        f.blocks[1].offset += 7;
+        let map = SstMap::build(vec![SortedRun { files: vec![f] }], 1 << 20).unwrap();
+        assert_eq!(map.runs[0].len(), 2);
+    }
+
+    #[test]
+    fn rejects_handles_past_the_end_and_oversized_blocks() {
+        let mut f = file("a", &[100]);
+        f.file_size = 50;
+        assert!(matches!(
+            SstMap::build(vec![SortedRun { files: vec![f] }], 1 << 20),
+            Err(Error::Corruption(_))
+        ));
+        let f = file("a", &[100]);
+        assert!(matches!(
+            SstMap::build(vec![SortedRun { files: vec![f] }], 64),
+            Err(Error::NotSupported(_))
+        ));
+    }
+}

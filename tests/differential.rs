@@ -1,0 +1,280 @@
+//! Differential tests: the same deterministic database, compacted by stock RocksDB
+//! (`RINGMERGE_MODE=off`) and by ringmerge (`RINGMERGE_MODE=native`), must write the same
+//! internal keys (user key, sequence, type, value), the same file cuts and the same record counts.
+//!
+//! They run the real patched RocksDB 10.1.3 through `ringmerge_driver` (tests/driver/), which
+//! `scripts/build-rocksdb.sh` builds into target/rocksdb/bin/. The README's test command builds it
+//! first; a missing driver fails the tests with that instruction rather than skipping them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn driver() -> PathBuf {
+    let p = std::env::var_os("RINGMERGE_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/rocksdb/bin/ringmerge_driver"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-rocksdb.sh (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// A scratch directory on the project's file system (which supports O_DIRECT; tmpfs does not).
+fn scratch(name: &str) -> PathBuf {
+    let d = root().join("target/difftest").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Outcome {
+    dump: String,
+    log: String,
+}
+
+fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> Outcome {
+    let db = dir.join(format!("db-{mode}"));
+    let out = dir.join(format!("dump-{mode}.txt"));
+    let res = Command::new(driver())
+        .env("RINGMERGE_MODE", mode)
+        .arg("run")
+        .arg("--db")
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .output()
+        .expect("spawn ringmerge_driver");
+    assert!(
+        res.status.success(),
+        "driver ({mode}) failed: {}\n{}",
+        String::from_utf8_lossy(&res.stderr),
+        String::from_utf8_lossy(&res.stdout)
+    );
+    Outcome {
+        dump: std::fs::read_to_string(&out).unwrap(),
+        log: std::fs::read_to_string(db.join("LOG")).unwrap(),
+    }
+}
+
+fn assert_same_dump(stock: &str, accel: &str, dir: &Path) {
+    if stock == accel {
+        return;
+    }
+    let line = stock
+        .lines()
+        .zip(accel.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| stock.lines().count().min(accel.lines().count()));
+    let show = |s: &str| s.lines().skip(line.saturating_sub(2)).take(5).collect::<Vec<_>>().join("\n");
+    panic!(
+        "compaction output differs from stock at line {} (dumps in {}):\n--- stock\n{}\n--- ringmerge\n{}",
+        line + 1,
+        dir.display(),
+        show(stock),
+        show(accel)
+    );
+}
+
+fn ringmerge_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("ringmerge:")).collect()
+}
+
+/// Runs a scenario both ways, checks the outputs are identical, and returns the ringmerge LOG.
+fn differential(name: &str, args: &[&str]) -> String {
+    let dir = scratch(name);
+    let stock = run_mode(&dir, "off", args);
+    let accel = run_mode(&dir, "native", args);
+    assert!(
+        ringmerge_lines(&stock.log).is_empty(),
+        "RINGMERGE_MODE=off must behave as stock and log nothing: {:?}",
+        ringmerge_lines(&stock.log)
+    );
+    assert!(stock.dump.contains("compaction status=OK"), "no compaction ran:\n{}", stock.dump);
+    assert_same_dump(&stock.dump, &accel.dump, &dir);
+    accel.log
+}
+
+/// Every subcompaction was accelerated: at least one accelerated line, no fallback.
+fn assert_accelerated(log: &str) {
+    let lines = ringmerge_lines(log);
+    assert!(
+        lines.iter().any(|l| l.contains("ringmerge: accelerated")),
+        "no accelerated compaction in LOG: {lines:?}"
+    );
+    let fallbacks: Vec<_> = lines.iter().filter(|l| l.contains("ringmerge: fallback")).collect();
+    assert!(fallbacks.is_empty(), "unexpected fallbacks: {fallbacks:?}");
+    for l in &lines {
+        assert!(l.contains("status=OK"), "accelerated compaction failed: {l}");
+    }
+}
+
+fn assert_fell_back(log: &str, reason: &str) {
+    let lines = ringmerge_lines(log);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ringmerge: fallback") && l.contains(reason)),
+        "expected a fallback mentioning {reason:?}, LOG has: {lines:?}"
+    );
+}
+
+#[test]
+fn l0_over_l1_l2_with_overwrites_and_deletes() {
+    let log = differential("l0_l1_l2", &["--l0-files", "4", "--base-levels", "2", "--delete-pct", "15"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn only_l0_into_bottommost_l1() {
+    let log = differential("only_l0", &["--l0-files", "5", "--base-levels", "0", "--delete-pct", "20"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn single_input() {
+    let log = differential("single_input", &["--l0-files", "1", "--base-levels", "0"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn twenty_inputs_use_the_heap() {
+    let log = differential(
+        "twenty_inputs",
+        &["--l0-files", "20", "--base-levels", "1", "--keys-per-file", "800"],
+    );
+    assert_accelerated(&log);
+    assert!(log.contains("runs=21"), "expected a 21-run merge");
+}
+
+#[test]
+fn key_sizes_8_to_64_values_0_to_4k() {
+    let log = differential(
+        "sizes",
+        &[
+            "--key-min", "8", "--key-max", "64", "--value-min", "0", "--value-max", "4096",
+            "--keys-per-file", "600", "--l0-files", "6",
+        ],
+    );
+    assert_accelerated(&log);
+}
+
+#[test]
+fn subcompactions() {
+    let log = differential(
+        "subcompactions",
+        &["--subcompactions", "4", "--l0-files", "6", "--keys-per-file", "4000", "--base-levels", "2"],
+    );
+    assert_accelerated(&log);
+    assert!(
+        log.contains("ringmerge: accelerated subcompaction 1"),
+        "expected more than one subcompaction to run accelerated"
+    );
+}
+
+#[test]
+fn direct_reads() {
+    let log = differential("direct", &["--direct", "--l0-files", "4", "--base-levels", "2"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn snapshots_are_decided_by_rocksdb() {
+    // The merged stream carries every version; CompactionIterator keeps what snapshots need.
+    let log = differential("snapshots", &["--snapshots", "1", "--l0-files", "4", "--delete-pct", "20"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn merge_operands_are_decided_by_rocksdb() {
+    let log = differential("merge", &["--merge-pct", "30", "--l0-files", "4"]);
+    assert_accelerated(&log);
+}
+
+#[test]
+fn range_deletions_fall_back() {
+    let log = differential("range_del", &["--range-del", "--l0-files", "4"]);
+    assert_fell_back(&log, "range deletions");
+}
+
+#[test]
+fn compression_falls_back() {
+    let log = differential("lz4", &["--compression", "lz4", "--l0-files", "3"]);
+    assert_fell_back(&log, "compressed");
+}
+
+fn driver_cmd(mode: &str, args: &[&str]) -> std::process::Output {
+    Command::new(driver())
+        .env("RINGMERGE_MODE", mode)
+        .args(args)
+        .output()
+        .expect("spawn ringmerge_driver")
+}
+
+/// The newest L0 table of a freshly built DB (the highest file number).
+fn newest_sst(db: &Path) -> PathBuf {
+    let mut ssts: Vec<_> = std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .collect();
+    ssts.sort();
+    ssts.pop().expect("an sst file")
+}
+
+#[test]
+fn flipped_byte_fails_with_corruption_like_stock() {
+    let dir = scratch("corruption");
+    let mut statuses = Vec::new();
+    for mode in ["off", "native"] {
+        let db = dir.join(format!("db-{mode}"));
+        let expect = dir.join(format!("expect-{mode}.txt"));
+        let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
+        let common = ["--l0-files", "4", "--base-levels", "1", "--keys-per-file", "3000"];
+        let mut build = vec!["build", "--db", db_s, "--expect", expect_s];
+        build.extend_from_slice(&common);
+        let out = driver_cmd("off", &build);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        // Flip one byte in the middle of a data block of the newest L0 file: the merge meets
+        // it mid-stream, after output files were already opened.
+        let sst = newest_sst(&db);
+        let mut bytes = std::fs::read(&sst).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x40;
+        std::fs::write(&sst, &bytes).unwrap();
+
+        let out = driver_cmd(mode, &["compact", "--db", db_s]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!out.status.success(), "compaction with a flipped byte succeeded ({mode}):\n{stdout}");
+        let status = stdout
+            .lines()
+            .find(|l| l.starts_with("compact status:"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(status.contains("Corruption"), "({mode}) expected Corruption, got: {stdout}");
+        if mode == "native" {
+            let log = std::fs::read_to_string(db.join("LOG")).unwrap();
+            assert!(
+                log.contains("ringmerge: accelerated") && log.contains("status=Corruption"),
+                "the corruption must be found by ringmerge itself, mid-stream: {:?}",
+                ringmerge_lines(&log)
+            );
+        }
+        statuses.push(status);
+
+        // The DB reopens and every key outside the damaged block reads back.
+        let out = driver_cmd(mode, &["verify", "--db", db_s, "--expect", expect_s]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "verify failed ({mode}): {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("mismatch=0"), "{stdout}");
+    }
+    let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
+    assert_eq!(kind(&statuses[0]), kind(&statuses[1]), "stock and ringmerge statuses differ: {statuses:?}");
+}

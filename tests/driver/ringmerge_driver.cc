@@ -1,0 +1,398 @@
+// ringmerge_driver: builds a deterministic RocksDB database, compacts it, and
+// dumps what the compactions wrote, so the same scenario run under
+// RINGMERGE_MODE=off (stock) and RINGMERGE_MODE=native can be compared byte
+// for byte. Built by the patched RocksDB's CMake (it links librocksdb.a).
+//
+//   ringmerge_driver run     --db DIR --out FILE [scenario flags]  build+compact+dump
+//   ringmerge_driver build   --db DIR --expect FILE [scenario flags]  build only
+//   ringmerge_driver compact --db DIR [--direct]        CompactRange, prints status
+//   ringmerge_driver verify  --db DIR --expect FILE     reads back every key
+//
+// The dump lists, per compaction, RocksDB's own job stats (records in, out,
+// replaced, deletions, output files and bytes), then every live file per
+// level with its boundaries and every internal key in it: user key, sequence
+// number, type, value length and value hash.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rocksdb/db.h"
+#include "rocksdb/listener.h"
+#include "rocksdb/merge_operator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
+#include "rocksdb/sst_file_reader.h"
+#include "rocksdb/table.h"
+#include "utilities/merge_operators.h"
+
+using namespace ROCKSDB_NAMESPACE;
+
+namespace {
+
+struct Flags {
+  std::string cmd, db, out, expect;
+  uint64_t seed = 1;
+  int l0_files = 4;
+  int keys_per_file = 2000;
+  int key_min = 16, key_max = 16;
+  int value_min = 100, value_max = 100;
+  int base_levels = 2;  // pre-populate L2 and L1 before the L0 files
+  int delete_pct = 10;
+  int merge_pct = 0;
+  int universe_factor = 3;  // key universe = factor * keys_per_file
+  int snapshots = 0;        // hold a snapshot after every Nth L0 file
+  bool range_del = false;
+  bool direct = false;
+  int subcompactions = 1;
+  uint64_t target_file_size = 256 << 10;
+  std::string compression = "none";
+};
+
+[[noreturn]] void Die(const std::string& msg) {
+  fprintf(stderr, "ringmerge_driver: %s\n", msg.c_str());
+  exit(2);
+}
+
+void Check(const Status& s, const char* what) {
+  if (!s.ok()) Die(std::string(what) + ": " + s.ToString());
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  if (argc < 2) Die("usage: ringmerge_driver run|build|compact|verify --db DIR ...");
+  f.cmd = argv[1];
+  for (int i = 2; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) Die("missing value for " + a);
+      return argv[++i];
+    };
+    if (a == "--db") f.db = next();
+    else if (a == "--out") f.out = next();
+    else if (a == "--expect") f.expect = next();
+    else if (a == "--seed") f.seed = strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--l0-files") f.l0_files = atoi(next().c_str());
+    else if (a == "--keys-per-file") f.keys_per_file = atoi(next().c_str());
+    else if (a == "--key-min") f.key_min = atoi(next().c_str());
+    else if (a == "--key-max") f.key_max = atoi(next().c_str());
+    else if (a == "--value-min") f.value_min = atoi(next().c_str());
+    else if (a == "--value-max") f.value_max = atoi(next().c_str());
+    else if (a == "--base-levels") f.base_levels = atoi(next().c_str());
+    else if (a == "--delete-pct") f.delete_pct = atoi(next().c_str());
+    else if (a == "--merge-pct") f.merge_pct = atoi(next().c_str());
+    else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
+    else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
+    else if (a == "--range-del") f.range_del = true;
+    else if (a == "--direct") f.direct = true;
+    else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
+    else if (a == "--target-file-size") f.target_file_size = strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--compression") f.compression = next();
+    else Die("unknown flag " + a);
+  }
+  if (f.db.empty()) Die("--db is required");
+  if (f.key_min < 8 || f.key_max < f.key_min) Die("need 8 <= key-min <= key-max");
+  return f;
+}
+
+// splitmix64: a bijection, so distinct key indexes give distinct key prefixes.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+struct Rng {
+  uint64_t s;
+  uint64_t Next() { return s = Mix(s); }
+  uint64_t Uniform(uint64_t n) { return n == 0 ? 0 : Next() % n; }
+};
+
+std::string KeyFor(const Flags& f, uint64_t index) {
+  uint64_t h = Mix(index ^ 0x5eed);
+  int len = f.key_min + static_cast<int>(Mix(index) % (f.key_max - f.key_min + 1));
+  std::string k(len, '\0');
+  for (int i = 0; i < 8; i++) k[i] = static_cast<char>(h >> (56 - 8 * i));
+  for (int i = 8; i < len; i++) k[i] = static_cast<char>('a' + (index + i) % 26);
+  return k;
+}
+
+std::string ValueFor(const Flags& f, Rng& rng) {
+  int len = f.value_min + static_cast<int>(rng.Uniform(f.value_max - f.value_min + 1));
+  std::string v(len, '\0');
+  uint64_t x = rng.Next();
+  for (int i = 0; i < len; i++) {
+    if (i % 8 == 0) x = Mix(x);
+    v[i] = static_cast<char>(x >> (8 * (i % 8)));
+  }
+  return v;
+}
+
+CompressionType ParseCompression(const std::string& c) {
+  if (c == "none") return kNoCompression;
+  if (c == "snappy") return kSnappyCompression;
+  if (c == "lz4") return kLZ4Compression;
+  if (c == "zstd") return kZSTD;
+  if (c == "zlib") return kZlibCompression;
+  Die("unknown compression " + c);
+}
+
+class JobRecorder : public EventListener {
+ public:
+  void OnCompactionCompleted(DB*, const CompactionJobInfo& ci) override {
+    const CompactionJobStats& s = ci.stats;
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "compaction status=%s base_level=%d output_level=%d reason=%d "
+             "input_files=%zu output_files=%zu num_input_records=%" PRIu64
+             " num_output_records=%" PRIu64 " num_records_replaced=%" PRIu64
+             " num_input_deletion_records=%" PRIu64
+             " num_expired_deletion_records=%" PRIu64
+             " num_corrupt_keys=%" PRIu64 " raw_key_bytes=%" PRIu64
+             " raw_value_bytes=%" PRIu64 " total_output_bytes=%" PRIu64
+             " num_output_files=%zu",
+             ci.status.ToString().c_str(), ci.base_input_level, ci.output_level,
+             static_cast<int>(ci.compaction_reason), ci.input_files.size(),
+             ci.output_files.size(), s.num_input_records, s.num_output_records,
+             s.num_records_replaced, s.num_input_deletion_records,
+             s.num_expired_deletion_records, s.num_corrupt_keys,
+             s.total_input_raw_key_bytes, s.total_input_raw_value_bytes,
+             s.total_output_bytes, s.num_output_files);
+    std::lock_guard<std::mutex> l(mu_);
+    lines_.push_back(buf);
+  }
+  std::vector<std::string> Lines() {
+    std::lock_guard<std::mutex> l(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
+  Options o;
+  o.create_if_missing = true;
+  o.disable_auto_compactions = true;
+  o.level_compaction_dynamic_level_bytes = false;
+  o.num_levels = 7;
+  o.write_buffer_size = 512 << 20;  // flushes happen when the driver says
+  o.max_write_buffer_number = 4;
+  o.target_file_size_base = f.target_file_size;
+  o.max_bytes_for_level_base = 4 * f.target_file_size;
+  o.max_subcompactions = f.subcompactions;
+  o.compression = ParseCompression(f.compression);
+  o.use_direct_reads = f.direct;
+  o.use_direct_io_for_flush_and_compaction = f.direct;
+  o.max_open_files = -1;
+  if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
+  if (rec) o.listeners.push_back(rec);
+  BlockBasedTableOptions t;
+  t.block_size = 4096;
+  t.no_block_cache = true;
+  o.table_factory.reset(NewBlockBasedTableFactory(t));
+  return o;
+}
+
+std::string Hex(const Slice& s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (size_t i = 0; i < s.size(); i++) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    out.push_back(d[c >> 4]);
+    out.push_back(d[c & 15]);
+  }
+  return out;
+}
+
+uint64_t Fnv(const Slice& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < s.size(); i++) {
+    h ^= static_cast<unsigned char>(s[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+void PutU64(std::string* v, uint64_t x) {
+  v->assign(reinterpret_cast<const char*>(&x), 8);  // uint64add: fixed64 LE
+}
+
+// Writes the scenario. Returns the snapshots it holds (released by exit).
+std::vector<const Snapshot*> Build(const Flags& f, DB* db,
+                                   std::map<std::string, std::string>* model) {
+  Rng rng{f.seed};
+  const uint64_t universe =
+      static_cast<uint64_t>(f.keys_per_file) * f.universe_factor;
+  WriteOptions wo;
+  wo.disableWAL = true;
+  FlushOptions fo;
+  auto apply_put = [&](const std::string& k, const std::string& v) {
+    Check(db->Put(wo, k, v), "Put");
+    (*model)[k] = v;
+  };
+  // Base levels, deepest first, each compacted into place with CompactRange.
+  for (int level = f.base_levels; level >= 1; level--) {
+    for (int i = 0; i < f.keys_per_file * 2; i++) {
+      apply_put(KeyFor(f, rng.Uniform(universe)), ValueFor(f, rng));
+    }
+    Check(db->Flush(fo), "Flush");
+    CompactRangeOptions cro;
+    cro.change_level = true;
+    cro.target_level = level;
+    Check(db->CompactRange(cro, nullptr, nullptr), "CompactRange(base)");
+  }
+  std::vector<const Snapshot*> snaps;
+  for (int file = 0; file < f.l0_files; file++) {
+    for (int i = 0; i < f.keys_per_file; i++) {
+      std::string k = KeyFor(f, rng.Uniform(universe));
+      uint64_t r = rng.Uniform(100);
+      if (r < static_cast<uint64_t>(f.delete_pct)) {
+        Check(db->Delete(wo, k), "Delete");
+        model->erase(k);
+      } else if (r < static_cast<uint64_t>(f.delete_pct + f.merge_pct)) {
+        std::string v;
+        PutU64(&v, 1 + rng.Uniform(5));
+        Check(db->Merge(wo, k, v), "Merge");
+        model->erase(k);  // the model skips merged keys' values
+        (*model)[k] = std::string("\x01merge", 6);
+      } else {
+        apply_put(k, ValueFor(f, rng));
+      }
+    }
+    if (f.range_del && file == f.l0_files / 2) {
+      std::string a = KeyFor(f, rng.Uniform(universe));
+      std::string b = KeyFor(f, rng.Uniform(universe));
+      if (b < a) std::swap(a, b);
+      Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
+      for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
+        it = model->erase(it);
+      }
+    }
+    Check(db->Flush(fo), "Flush");
+    if (f.snapshots > 0 && file % f.snapshots == 0) {
+      snaps.push_back(db->GetSnapshot());
+    }
+  }
+  return snaps;
+}
+
+void WriteModel(const std::string& path,
+                const std::map<std::string, std::string>& model) {
+  FILE* fp = fopen(path.c_str(), "w");
+  if (!fp) Die("cannot write " + path);
+  for (const auto& kv : model) {
+    fprintf(fp, "%s %s\n", Hex(kv.first).c_str(),
+            kv.second.empty() ? "-" : Hex(kv.second).c_str());
+  }
+  fclose(fp);
+}
+
+void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
+  FILE* fp = f.out.empty() ? stdout : fopen(f.out.c_str(), "w");
+  if (!fp) Die("cannot write " + f.out);
+  for (const auto& j : jobs) fprintf(fp, "%s\n", j.c_str());
+  std::vector<LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    if (a.level != b.level) return a.level < b.level;
+    return a.smallestkey < b.smallestkey;
+  });
+  Options o = MakeOptions(f, nullptr);
+  for (const auto& m : files) {
+    fprintf(fp, "file level=%d smallest=%s largest=%s seqno=[%" PRIu64 ",%" PRIu64
+            "] entries=%" PRIu64 " deletions=%" PRIu64 "\n",
+            m.level, Hex(m.smallestkey).c_str(), Hex(m.largestkey).c_str(),
+            m.smallest_seqno, m.largest_seqno, m.num_entries, m.num_deletions);
+    SstFileReader reader(o);
+    Check(reader.Open(m.directory + "/" + m.relative_filename), "SstFileReader::Open");
+    auto it = reader.NewTableIterator();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Slice ik = it->key();
+      if (ik.size() < 8) Die("short internal key");
+      uint64_t packed;
+      memcpy(&packed, ik.data() + ik.size() - 8, 8);
+      Slice uk(ik.data(), ik.size() - 8);
+      fprintf(fp, "  %s seq=%" PRIu64 " type=%u vlen=%zu vhash=%016" PRIx64 "\n",
+              Hex(uk).c_str(), packed >> 8, static_cast<unsigned>(packed & 0xff),
+              it->value().size(), Fnv(it->value()));
+    }
+    Check(it->status(), "table iterator");
+  }
+  if (fp != stdout) fclose(fp);
+}
+
+Status CompactAll(DB* db) {
+  CompactRangeOptions cro;
+  return db->CompactRange(cro, nullptr, nullptr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f = ParseFlags(argc, argv);
+  auto rec = std::make_shared<JobRecorder>();
+  Options o = MakeOptions(f, rec);
+  if (f.cmd == "run" || f.cmd == "build") {
+    Check(DestroyDB(f.db, o), "DestroyDB");
+  } else {
+    o.create_if_missing = false;
+  }
+  DB* raw = nullptr;
+  Check(DB::Open(o, f.db, &raw), "DB::Open");
+  std::unique_ptr<DB> db(raw);
+  if (f.cmd == "run" || f.cmd == "build") {
+    std::map<std::string, std::string> model;
+    std::vector<const Snapshot*> snaps = Build(f, db.get(), &model);
+    if (!f.expect.empty()) WriteModel(f.expect, model);
+    if (f.cmd == "run") {
+      Status s = CompactAll(db.get());
+      if (!s.ok()) Die("CompactRange: " + s.ToString());
+      Dump(f, db.get(), rec->Lines());
+    }
+    for (auto* s : snaps) db->ReleaseSnapshot(s);
+  } else if (f.cmd == "compact") {
+    Status s = CompactAll(db.get());
+    printf("compact status: %s\n", s.ToString().c_str());
+    for (const auto& j : rec->Lines()) printf("%s\n", j.c_str());
+    return s.ok() ? 0 : 1;
+  } else if (f.cmd == "verify") {
+    if (f.expect.empty()) Die("verify needs --expect");
+    FILE* fp = fopen(f.expect.c_str(), "r");
+    if (!fp) Die("cannot read " + f.expect);
+    char kh[1 << 14], vh[1 << 14];
+    uint64_t ok = 0, corrupt = 0, mismatch = 0;
+    auto unhex = [](const char* h) {
+      std::string out;
+      for (size_t i = 0; h[i] && h[i + 1]; i += 2) {
+        auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+        out.push_back(static_cast<char>(nib(h[i]) << 4 | nib(h[i + 1])));
+      }
+      return out;
+    };
+    while (fscanf(fp, "%16383s %16383s", kh, vh) == 2) {
+      std::string k = unhex(kh), v = unhex(strcmp(vh, "-") == 0 ? "" : vh), got;
+      Status s = db->Get(ReadOptions(), k, &got);
+      if (s.IsCorruption()) corrupt++;
+      else if (!s.ok() || (v != std::string("\x01merge", 6) && got != v)) mismatch++;
+      else ok++;
+    }
+    fclose(fp);
+    printf("verify ok=%" PRIu64 " corrupt=%" PRIu64 " mismatch=%" PRIu64 "\n", ok,
+           corrupt, mismatch);
+    return mismatch == 0 ? 0 : 1;
+  } else {
+    Die("unknown command " + f.cmd);
+  }
+  Check(db->Close(), "Close");
+  return 0;
+}
