@@ -112,8 +112,6 @@ mod ffi {
     }
 }
 
-pub use ffi::{Mode, StatusCode};
-
 pub struct CompactionMerge {
     session: Option<MergeSession>,
     error: Option<Error>,

@@ -96,8 +96,9 @@ impl RunCursor {
 
     fn step(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<()> {
         loop {
-            if self.chunk.is_some() {
-                let payload = self.current_payload();
+            if let Some(chunk) = &self.chunk {
+                // Borrow the fields apart: the payload lives in `chunk`, the cursor in `block`.
+                let payload = &chunk.bytes()[self.payload.0..self.payload.1];
                 if self.block.next(payload)? {
                     self.entries_decoded += 1;
                     let (user_key, packed) = split_internal_key(self.block.key())?;
@@ -129,13 +130,6 @@ impl RunCursor {
                 }
                 None => return self.finish(reader),
             }
-        }
-    }
-
-    fn current_payload(&self) -> &[u8] {
-        match &self.chunk {
-            Some(c) => &c.bytes()[self.payload.0..self.payload.1],
-            None => &[],
         }
     }
 

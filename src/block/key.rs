@@ -1,0 +1,148 @@
+//! Internal keys (db/dbformat.h): `user_key | fixed64(seq << 8 | type)`, ordered by user key
+//! ascending, then by the packed (sequence, type) trailer descending so newer entries come first.
+
+use crate::error::{Error, Result};
+use std::cmp::Ordering;
+
+/// `kTypeDeletion`.
+pub const TYPE_DELETION: u8 = 0x0;
+/// `kTypeValue`.
+pub const TYPE_VALUE: u8 = 0x1;
+/// `kTypeMerge`.
+pub const TYPE_MERGE: u8 = 0x2;
+/// `kTypeSingleDeletion`.
+pub const TYPE_SINGLE_DELETION: u8 = 0x7;
+/// `kTypeRangeDeletion` (range-deletion meta block only).
+pub const TYPE_RANGE_DELETION: u8 = 0xF;
+/// `kTypeBlobIndex` (BlobDB / integrated blob files).
+pub const TYPE_BLOB_INDEX: u8 = 0x11;
+/// `kTypeDeletionWithTimestamp`.
+pub const TYPE_DELETION_WITH_TIMESTAMP: u8 = 0x14;
+/// `kTypeWideColumnEntity`.
+pub const TYPE_WIDE_COLUMN_ENTITY: u8 = 0x16;
+/// `kTypeValuePreferredSeqno` (value carrying a preferred sequence number / write time).
+pub const TYPE_VALUE_PREFERRED_SEQNO: u8 = 0x18;
+
+/// `kNumInternalBytes`: the packed trailer length.
+pub const INTERNAL_KEY_TRAILER_LEN: usize = 8;
+
+/// `kMaxSequenceNumber` (56 bits).
+pub const MAX_SEQUENCE_NUMBER: u64 = (1 << 56) - 1;
+
+/// Splits an internal key into (user key, packed trailer). Shorter than 8 bytes -> Corruption.
+#[inline]
+pub fn split_internal_key(ikey: &[u8]) -> Result<(&[u8], u64)> {
+    let Some(user_len) = ikey.len().checked_sub(INTERNAL_KEY_TRAILER_LEN) else {
+        return Err(Error::corruption(format!(
+            "Corrupted Key: Internal Key too small. Size={}",
+            ikey.len()
+        )));
+    };
+    let (user, trailer) = ikey.split_at(user_len);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(trailer);
+    Ok((user, u64::from_le_bytes(bytes)))
+}
+
+/// Sequence number of a packed trailer (`packed >> 8`).
+#[inline]
+pub fn seq_of(packed: u64) -> u64 {
+    packed >> 8
+}
+
+/// Value type of a packed trailer (low byte).
+#[inline]
+pub fn type_of(packed: u64) -> u8 {
+    // Truncation intended: the type is the low 8 bits.
+    (packed & 0xff) as u8
+}
+
+/// `PackSequenceAndType`: `seq << 8 | t`. `seq` should be at most [`MAX_SEQUENCE_NUMBER`]
+/// (RocksDB asserts it); larger values lose their top bits.
+#[inline]
+pub fn pack(seq: u64, t: u8) -> u64 {
+    (seq << 8) | u64::from(t)
+}
+
+/// Internal key order (`InternalKeyComparator` with the bytewise user comparator): user key
+/// ascending, then packed trailer descending.
+#[inline]
+pub fn cmp_internal(a_user: &[u8], a_packed: u64, b_user: &[u8], b_packed: u64) -> Ordering {
+    a_user.cmp(b_user).then_with(|| b_packed.cmp(&a_packed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ikey(user: &[u8], seq: u64, t: u8) -> Vec<u8> {
+        let mut k = user.to_vec();
+        k.extend_from_slice(&pack(seq, t).to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn split_and_pack() {
+        let k = ikey(b"hello", 42, TYPE_MERGE);
+        let (u, p) = split_internal_key(&k).unwrap();
+        assert_eq!(u, b"hello");
+        assert_eq!(seq_of(p), 42);
+        assert_eq!(type_of(p), TYPE_MERGE);
+        let k = ikey(b"", MAX_SEQUENCE_NUMBER, TYPE_VALUE);
+        let (u, p) = split_internal_key(&k).unwrap();
+        assert!(u.is_empty());
+        assert_eq!(seq_of(p), MAX_SEQUENCE_NUMBER);
+        assert_eq!(type_of(p), TYPE_VALUE);
+        for n in 0..8 {
+            assert!(matches!(
+                split_internal_key(&vec![0; n]),
+                Err(Error::Corruption(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn value_types_match_dbformat() {
+        assert_eq!(
+            [
+                TYPE_DELETION,
+                TYPE_VALUE,
+                TYPE_MERGE,
+                TYPE_SINGLE_DELETION,
+                TYPE_RANGE_DELETION,
+                TYPE_BLOB_INDEX,
+                TYPE_DELETION_WITH_TIMESTAMP,
+                TYPE_WIDE_COLUMN_ENTITY,
+                TYPE_VALUE_PREFERRED_SEQNO
+            ],
+            [0, 1, 2, 7, 0xf, 0x11, 0x14, 0x16, 0x18]
+        );
+    }
+
+    #[test]
+    fn ordering() {
+        // User key ascending first.
+        assert_eq!(
+            cmp_internal(b"a", pack(1, 1), b"b", pack(100, 1)),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp_internal(b"ab", pack(1, 1), b"a", pack(1, 1)),
+            Ordering::Greater
+        );
+        // Same user key: higher sequence first.
+        assert_eq!(
+            cmp_internal(b"a", pack(9, 1), b"a", pack(8, 1)),
+            Ordering::Less
+        );
+        // Same sequence: higher type first.
+        assert_eq!(
+            cmp_internal(b"a", pack(9, TYPE_VALUE), b"a", pack(9, TYPE_DELETION)),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp_internal(b"a", pack(9, 1), b"a", pack(9, 1)),
+            Ordering::Equal
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Page-aligned heap buffers for the read pool.
+//!
+//! O_DIRECT needs the destination aligned to the device's logical block size; 4096 covers every
+//! device we meet, so every pool buffer uses it whether or not the file is opened O_DIRECT.
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+
+/// Alignment of every pool buffer, and the unit O_DIRECT offsets and lengths are rounded to.
+pub const ALIGN: usize = 4096;
+
+pub fn align_down(x: u64, a: u64) -> u64 {
+    x & !(a - 1)
+}
+
+pub fn align_up(x: usize, a: usize) -> usize {
+    x.div_ceil(a) * a
+}
+
+/// An owned, 4096-aligned, fixed-size byte buffer.
+///
+/// The memory never moves while the value exists (moving the handle moves only the pointer),
+/// which is what lets the kernel write into it while the handle is shuffled between the pool
+/// and a `Chunk`.
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the buffer is uniquely owned heap memory with no thread affinity; whoever holds the
+// handle is the only one that can reach it from Rust.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    /// Allocates `len` zeroed bytes; None when the allocator refuses.
+    pub fn new(len: usize) -> Option<AlignedBuf> {
+        if len == 0 {
+            return Some(AlignedBuf {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
+        }
+        let layout = Layout::from_size_align(len, ALIGN).ok()?;
+        // SAFETY: layout has a non-zero size (checked above).
+        // Zeroed so that `as_slice` never exposes uninitialised memory, even past a short read.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        NonNull::new(ptr).map(|ptr| AlignedBuf { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Raw pointer for the kernel or pread to write through.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is valid for len initialised bytes (zeroed at allocation, later only
+        // overwritten by reads), or dangling-but-aligned with len 0.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: allocated in `new` with exactly this layout (it was valid then, so it is now).
+        unsafe {
+            alloc::dealloc(
+                self.ptr.as_ptr(),
+                Layout::from_size_align_unchecked(self.len, ALIGN),
+            )
+        };
+    }
+}

@@ -1,0 +1,649 @@
+use super::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const MIB: usize = 1 << 20;
+
+fn content(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(size + 8);
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(size);
+    v
+}
+
+fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = File::create(&path).unwrap();
+    f.write_all(data).unwrap();
+    f.sync_all().unwrap();
+    path
+}
+
+/// Whether O_DIRECT opens and reads work in `dir` (tmpfs refuses O_DIRECT).
+fn direct_works(dir: &Path) -> bool {
+    let Ok(_) = std::fs::create_dir_all(dir) else {
+        return false;
+    };
+    let path = dir.join(".direct_probe");
+    if std::fs::write(&path, vec![7u8; 8192]).is_err() {
+        return false;
+    }
+    let ok = (|| {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .ok()?;
+        let mut buf = AlignedBuf::new(4096)?;
+        let n = pread::pread(f.as_raw_fd(), buf.as_mut_ptr(), 4096, 4096).ok()?;
+        Some(n == 4096 && buf.as_slice()[0] == 7)
+    })()
+    .unwrap_or(false);
+    let _ = std::fs::remove_file(&path);
+    ok
+}
+
+/// A scratch directory where O_DIRECT works: the system temp dir if it can, else /var/tmp, else
+/// target/ under the crate. Chosen once per test run.
+fn scratch() -> tempfile::TempDir {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let candidates = [
+            std::env::temp_dir(),
+            PathBuf::from("/var/tmp"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reader-test"),
+        ];
+        for c in &candidates {
+            if direct_works(c) {
+                eprintln!("reader tests: O_DIRECT works in {}", c.display());
+                return c.clone();
+            }
+        }
+        panic!("no directory supports O_DIRECT among {candidates:?}");
+    });
+    tempfile::tempdir_in(base).unwrap()
+}
+
+/// Splits [0, size) into `n` contiguous streams of chunks with varied lengths in [1, max].
+fn plans_for(size: usize, n: usize, max: usize, seed: u64, file: usize) -> Vec<Vec<ChunkPlan>> {
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let per = size / n;
+    (0..n)
+        .map(|s| {
+            let start = s * per;
+            let end = if s + 1 == n { size } else { start + per };
+            let mut plans = Vec::new();
+            let mut off = start;
+            while off < end {
+                let len = (1 + (next() as usize) % max).min(end - off);
+                plans.push(ChunkPlan {
+                    file,
+                    offset: off as u64,
+                    len,
+                });
+                off += len;
+            }
+            plans
+        })
+        .collect()
+}
+
+fn cfg(budget: usize, depth: usize, backend: Backend) -> ReaderConfig {
+    ReaderConfig {
+        memory_budget: budget,
+        depth_per_stream: depth,
+        backend,
+        fault: None,
+    }
+}
+
+/// Consumes every stream in a pseudo-random interleaving, checking each chunk against `data`.
+/// Returns the number of chunks.
+fn drain_and_check(reader: &mut Reader, streams: &[Vec<ChunkPlan>], data: &[&[u8]]) -> usize {
+    let mut idx = vec![0usize; streams.len()];
+    let mut live: Vec<usize> = (0..streams.len()).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut count = 0;
+    while !live.is_empty() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let pick = (x as usize) % live.len();
+        let s = live[pick];
+        match reader.next_chunk(s).unwrap() {
+            Some(chunk) => {
+                let p = &streams[s][idx[s]];
+                assert_eq!(&chunk.plan, p);
+                let want = &data[p.file][p.offset as usize..p.offset as usize + p.len];
+                assert!(chunk.bytes() == want, "stream {s} chunk {} differs", idx[s]);
+                idx[s] += 1;
+                count += 1;
+                reader.recycle(chunk);
+            }
+            None => {
+                assert_eq!(idx[s], streams[s].len(), "stream {s} ended early");
+                live.swap_remove(pick);
+            }
+        }
+    }
+    count
+}
+
+fn uring_expected() -> bool {
+    std::env::var("RINGMERGE_IO").map_or(true, |v| v != "pread")
+}
+
+#[test]
+fn reads_20mib_through_many_streams_both_backends_buffered_and_direct() {
+    let dir = scratch();
+    let data = content(20 * MIB, 42);
+    let path = write_file(dir.path(), "big.sst", &data);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            for (i, &n) in [1usize, 3, 7, 20].iter().enumerate() {
+                let budget = 16 * MIB;
+                let depth = 1 + i % 3;
+                let max = Reader::max_chunk_len(budget, n, depth, direct).min(3 * MIB / 2);
+                let streams = plans_for(data.len(), n, max, 7 + i as u64, 0);
+                let files = vec![FileSpec {
+                    path: path.clone(),
+                    direct,
+                }];
+                let mut r =
+                    Reader::new(files, streams.clone(), cfg(budget, depth, backend)).unwrap();
+                if backend == Backend::Pread {
+                    assert_eq!(r.backend_name(), "pread");
+                    assert_eq!(r.fallback_reason(), None);
+                } else if uring_expected() {
+                    assert_eq!(r.backend_name(), "io_uring", "{:?}", r.fallback_reason());
+                    assert_eq!(r.fallback_reason(), None);
+                }
+                let chunks = drain_and_check(&mut r, &streams, &[&data]);
+                let st = r.stats();
+                assert_eq!(chunks, streams.iter().map(Vec::len).sum::<usize>());
+                assert!(st.bytes_read >= data.len() as u64);
+                assert!(st.reads_submitted >= chunks as u64);
+                assert_eq!(st.short_reads, 0);
+                if r.backend_name() == "pread" {
+                    assert_eq!(st.enter_calls, 0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ring_uses_single_issuer_defer_taskrun_and_is_reused() {
+    if !uring_expected() {
+        return;
+    }
+    let dir = scratch();
+    let data = content(MIB, 1);
+    let path = write_file(dir.path(), "a.sst", &data);
+    let streams = plans_for(data.len(), 2, 100_000, 3, 0);
+    let files = || {
+        vec![FileSpec {
+            path: path.clone(),
+            direct: false,
+        }]
+    };
+    let mut r = Reader::new(files(), streams.clone(), cfg(8 * MIB, 2, Backend::Auto)).unwrap();
+    assert_eq!(r.ring_flags(), Some("SINGLE_ISSUER|DEFER_TASKRUN"));
+    // A second live Reader on the same thread gets its own ring.
+    let mut r2 = Reader::new(files(), streams.clone(), cfg(8 * MIB, 2, Backend::Auto)).unwrap();
+    assert_eq!(r2.backend_name(), "io_uring");
+    drain_and_check(&mut r2, &streams, &[&data]);
+    drain_and_check(&mut r, &streams, &[&data]);
+    drop(r2);
+    drop(r);
+    // The cached ring comes back clean for the next Reader.
+    let mut r3 = Reader::new(files(), streams.clone(), cfg(8 * MIB, 2, Backend::Auto)).unwrap();
+    drain_and_check(&mut r3, &streams, &[&data]);
+}
+
+#[test]
+fn batches_many_reads_per_enter() {
+    if !uring_expected() {
+        return;
+    }
+    let dir = scratch();
+    let data = content(20 * MIB, 5);
+    let path = write_file(dir.path(), "b.sst", &data);
+    // Fixed 64 KiB chunks, 16 streams 4 deep: 64 reads in flight at a time.
+    let streams: Vec<Vec<ChunkPlan>> = (0..16)
+        .map(|s| {
+            (0..20)
+                .map(|i| ChunkPlan {
+                    file: 0,
+                    offset: ((s * 20 + i) * 65536) as u64,
+                    len: 65536,
+                })
+                .collect()
+        })
+        .collect();
+    let files = vec![FileSpec {
+        path,
+        direct: false,
+    }];
+    let mut r = Reader::new(files, streams.clone(), cfg(64 * MIB, 4, Backend::Auto)).unwrap();
+    let chunks = drain_and_check(&mut r, &streams, &[&data]);
+    let st = r.stats();
+    assert_eq!(chunks, 320);
+    assert_eq!(st.reads_submitted, 320);
+    assert!(
+        st.enter_calls * 8 <= chunks as u64,
+        "{} enter calls for {chunks} chunks",
+        st.enter_calls
+    );
+}
+
+#[test]
+fn short_reads_are_continued() {
+    let dir = scratch();
+    let data = content(3 * MIB + 1234, 9);
+    let path = write_file(dir.path(), "short.sst", &data);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            let streams = plans_for(data.len(), 3, 300_000, 11, 0);
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut c = cfg(16 * MIB, 2, backend);
+            c.fault = Some(FaultSpec {
+                eio_path_contains: None,
+                short_reads: true,
+            });
+            let mut r = Reader::new(files, streams.clone(), c).unwrap();
+            let chunks = drain_and_check(&mut r, &streams, &[&data]);
+            let st = r.stats();
+            assert!(
+                st.short_reads >= chunks as u64,
+                "{st:?} for {chunks} chunks"
+            );
+            assert!(st.reads_submitted > 2 * chunks as u64);
+        }
+    }
+}
+
+#[test]
+fn eio_fault_fails_only_the_matching_file() {
+    let dir = scratch();
+    let good = content(MIB, 1);
+    let bad = content(MIB, 2);
+    let good_path = write_file(dir.path(), "good.sst", &good);
+    let bad_path = write_file(dir.path(), "bad.sst", &bad);
+    for backend in [Backend::Auto, Backend::Pread] {
+        let mut streams = plans_for(good.len(), 1, 200_000, 1, 0);
+        streams.extend(plans_for(bad.len(), 1, 200_000, 2, 1));
+        let files = vec![
+            FileSpec {
+                path: good_path.clone(),
+                direct: false,
+            },
+            FileSpec {
+                path: bad_path.clone(),
+                direct: false,
+            },
+        ];
+        let mut c = cfg(16 * MIB, 2, backend);
+        c.fault = Some(FaultSpec {
+            eio_path_contains: Some("bad.sst".into()),
+            short_reads: false,
+        });
+        let mut r = Reader::new(files, streams.clone(), c).unwrap();
+        let err = r.next_chunk(1).unwrap_err();
+        let Error::Io(msg) = &err else {
+            panic!("{err:?}")
+        };
+        let want = format!(
+            "While reading {} at offset 0 len {}: Input/output error",
+            bad_path.display(),
+            streams[1][0].len
+        );
+        assert_eq!(msg, &want);
+        // Sticky: the stream keeps failing the same way.
+        assert_eq!(r.next_chunk(1).unwrap_err(), err);
+        // The other stream is unaffected.
+        drain_and_check(&mut r, &streams[..1], &[&good]);
+    }
+}
+
+#[test]
+fn read_past_eof_is_corruption() {
+    let dir = scratch();
+    let data = content(100_000, 3);
+    let path = write_file(dir.path(), "trunc.sst", &data);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            let streams = vec![
+                vec![
+                    ChunkPlan {
+                        file: 0,
+                        offset: 0,
+                        len: 50_000,
+                    },
+                    ChunkPlan {
+                        file: 0,
+                        offset: 90_000,
+                        len: 20_000,
+                    },
+                ],
+                vec![ChunkPlan {
+                    file: 0,
+                    offset: 200_000,
+                    len: 5_000,
+                }],
+            ];
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut r = Reader::new(files, streams, cfg(MIB, 2, backend)).unwrap();
+            let c = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c.bytes(), &data[..50_000]);
+            r.recycle(c);
+            let p = path.display();
+            assert_eq!(
+                r.next_chunk(0).unwrap_err(),
+                Error::Corruption(format!(
+                    "truncated block read from {p} offset 90000, expected 20000 bytes, got 10000"
+                )),
+                "direct {direct} {backend:?}"
+            );
+            assert_eq!(
+                r.next_chunk(1).unwrap_err(),
+                Error::Corruption(format!(
+                    "truncated block read from {p} offset 200000, expected 5000 bytes, got 0"
+                ))
+            );
+        }
+    }
+}
+
+#[test]
+fn drop_with_reads_in_flight_waits_for_them() {
+    let dir = scratch();
+    let data = content(16 * MIB, 4);
+    let path = write_file(dir.path(), "drop.sst", &data);
+    for direct in [true, false] {
+        for round in 0..3 {
+            let streams = plans_for(data.len(), 8, MIB, round, 0);
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut r =
+                Reader::new(files, streams.clone(), cfg(32 * MIB, 3, Backend::Auto)).unwrap();
+            if round > 0 {
+                // Mid-stream, holding a chunk across the drop too.
+                let c = r.next_chunk(round as usize).unwrap().unwrap();
+                let held = r.next_chunk(0).unwrap().unwrap();
+                r.recycle(c);
+                drop(r);
+                assert_eq!(held.bytes(), &data[..held.plan.len]);
+            } else {
+                // Page-cache reads may complete inside the submitting enter; O_DIRECT ones from
+                // the disk do not.
+                if direct && r.backend_name() == "io_uring" {
+                    assert!(r.inflight > 0);
+                }
+                drop(r);
+            }
+        }
+        // The thread's ring is clean afterwards.
+        let streams = plans_for(data.len(), 4, MIB, 99, 0);
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }];
+        let mut r = Reader::new(files, streams.clone(), cfg(32 * MIB, 2, Backend::Auto)).unwrap();
+        drain_and_check(&mut r, &streams, &[&data]);
+    }
+}
+
+#[test]
+fn drop_after_error_with_reads_in_flight() {
+    let dir = scratch();
+    let data = content(4 * MIB, 8);
+    let path = write_file(dir.path(), "err.sst", &data);
+    let mut streams = plans_for(data.len(), 4, 256 * 1024, 5, 0);
+    streams[0].insert(
+        0,
+        ChunkPlan {
+            file: 0,
+            offset: 10 * MIB as u64,
+            len: 4096,
+        },
+    );
+    let files = vec![FileSpec {
+        path: path.clone(),
+        direct: true,
+    }];
+    let mut r = Reader::new(files, streams, cfg(16 * MIB, 4, Backend::Auto)).unwrap();
+    assert!(matches!(r.next_chunk(0), Err(Error::Corruption(_))));
+    drop(r);
+    let streams = plans_for(data.len(), 2, 256 * 1024, 6, 0);
+    let files = vec![FileSpec { path, direct: true }];
+    let mut r = Reader::new(files, streams.clone(), cfg(16 * MIB, 4, Backend::Auto)).unwrap();
+    drain_and_check(&mut r, &streams, &[&data]);
+}
+
+#[test]
+fn budget_limits() {
+    let dir = scratch();
+    let data = content(2 * MIB, 6);
+    let path = write_file(dir.path(), "budget.sst", &data);
+    let files = |direct| {
+        vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }]
+    };
+    // Too big for even one buffer per stream.
+    let streams = vec![
+        vec![ChunkPlan {
+            file: 0,
+            offset: 0,
+            len: MIB
+        }];
+        2
+    ];
+    match Reader::new(files(false), streams, cfg(MIB, 2, Backend::Auto)) {
+        Err(Error::NotSupported(m)) => assert!(m.contains("memory budget"), "{m}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("accepted"),
+    }
+    // max_chunk_len is exact for the worst O_DIRECT offset, and depth shrinks to fit.
+    let budget = 3 * MIB;
+    for direct in [false, true] {
+        let max = Reader::max_chunk_len(budget, 3, 2, direct);
+        let off = if direct { 4095 } else { 1 };
+        let streams: Vec<Vec<ChunkPlan>> = (0..3)
+            .map(|_| {
+                vec![
+                    ChunkPlan {
+                        file: 0,
+                        offset: off,
+                        len: max
+                    };
+                    2
+                ]
+            })
+            .collect();
+        let mut r = Reader::new(
+            files(direct),
+            streams.clone(),
+            cfg(budget, 2, Backend::Auto),
+        )
+        .unwrap();
+        drain_and_check(&mut r, &streams, &[&data]);
+        // Bigger chunks still fit one per stream: accepted with depth 1.
+        let streams: Vec<Vec<ChunkPlan>> = (0..3)
+            .map(|_| {
+                vec![
+                    ChunkPlan {
+                        file: 0,
+                        offset: off,
+                        len: max + 8192
+                    };
+                    2
+                ]
+            })
+            .collect();
+        let mut r = Reader::new(
+            files(direct),
+            streams.clone(),
+            cfg(budget, 2, Backend::Auto),
+        )
+        .unwrap();
+        assert_eq!(r.slots.len(), 3);
+        drain_and_check(&mut r, &streams, &[&data]);
+    }
+    assert_eq!(Reader::max_chunk_len(64 * MIB, 4, 2, false), 8 * MIB);
+    assert_eq!(Reader::max_chunk_len(64 * MIB, 4, 2, true), 8 * MIB - 4096);
+    assert_eq!(Reader::max_chunk_len(4096, 1, 1, true), 0);
+}
+
+#[test]
+fn open_failure_names_the_file() {
+    let dir = scratch();
+    let missing = dir.path().join("missing.sst");
+    let files = vec![FileSpec {
+        path: missing.clone(),
+        direct: false,
+    }];
+    let streams = vec![vec![ChunkPlan {
+        file: 0,
+        offset: 0,
+        len: 10,
+    }]];
+    match Reader::new(files, streams, cfg(MIB, 2, Backend::Auto)) {
+        Err(Error::Io(m)) => assert_eq!(
+            m,
+            format!(
+                "While open a file for random read: {}: No such file or directory",
+                missing.display()
+            )
+        ),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened"),
+    }
+    let files = vec![FileSpec {
+        path: missing,
+        direct: false,
+    }];
+    let streams = vec![vec![ChunkPlan {
+        file: 1,
+        offset: 0,
+        len: 10,
+    }]];
+    assert!(matches!(
+        Reader::new(files, streams, cfg(MIB, 2, Backend::Auto)),
+        Err(Error::NotSupported(_))
+    ));
+}
+
+#[test]
+fn empty_streams_zero_length_chunks_and_misuse() {
+    let dir = scratch();
+    let data = content(10_000, 6);
+    let path = write_file(dir.path(), "small.sst", &data);
+    for (backend, direct) in [
+        (Backend::Auto, false),
+        (Backend::Pread, false),
+        (Backend::Auto, true),
+        (Backend::Pread, true),
+    ] {
+        let streams = vec![
+            vec![],
+            vec![
+                ChunkPlan {
+                    file: 0,
+                    offset: 5,
+                    len: 0,
+                },
+                ChunkPlan {
+                    file: 0,
+                    offset: 5,
+                    len: 7,
+                },
+            ],
+        ];
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }];
+        let mut r = Reader::new(files, streams, cfg(MIB, 1, backend)).unwrap();
+        assert!(r.next_chunk(0).unwrap().is_none());
+        let c = r.next_chunk(1).unwrap().unwrap();
+        assert!(c.bytes().is_empty());
+        // Depth 1 and the only buffer still out: an error, not a hang.
+        assert!(matches!(r.next_chunk(1), Err(Error::Io(_))));
+        r.recycle(c);
+        let c = r.next_chunk(1).unwrap().unwrap();
+        assert_eq!(c.bytes(), &data[5..12]);
+        r.recycle(c);
+        assert!(r.next_chunk(1).unwrap().is_none());
+        assert!(r.next_chunk(2).is_err());
+    }
+}
+
+#[test]
+fn plain_ring_without_defer_taskrun() {
+    if !uring_expected() {
+        return;
+    }
+    uring::set_thread_ring_for_test(true, None);
+    let dir = scratch();
+    let data = content(6 * MIB, 12);
+    let path = write_file(dir.path(), "plain.sst", &data);
+    for direct in [false, true] {
+        let streams = plans_for(data.len(), 5, 500_000, 13, 0);
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }];
+        let mut r = Reader::new(files, streams.clone(), cfg(16 * MIB, 3, Backend::Auto)).unwrap();
+        assert_eq!(r.ring_flags(), Some("plain"));
+        drain_and_check(&mut r, &streams, &[&data]);
+    }
+    uring::set_thread_ring_for_test(false, None);
+}
+
+#[test]
+fn unavailable_io_uring_falls_back_to_pread_with_reason() {
+    let reason = "io_uring_setup: Operation not permitted (os error 1)";
+    uring::set_thread_ring_for_test(false, Some(reason));
+    let dir = scratch();
+    let data = content(MIB, 14);
+    let path = write_file(dir.path(), "fallback.sst", &data);
+    for _ in 0..2 {
+        let streams = plans_for(data.len(), 2, 100_000, 15, 0);
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct: false,
+        }];
+        let mut r = Reader::new(files, streams.clone(), cfg(16 * MIB, 2, Backend::Auto)).unwrap();
+        assert_eq!(r.backend_name(), "pread");
+        if uring_expected() {
+            assert_eq!(r.fallback_reason(), Some(reason));
+        }
+        drain_and_check(&mut r, &streams, &[&data]);
+        assert_eq!(r.stats().enter_calls, 0);
+    }
+    uring::set_thread_ring_for_test(false, None);
+}
