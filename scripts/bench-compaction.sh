@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 missing=()
 [ -x /usr/bin/time ] || missing+=(time)
-case " $* " in *" --no-perf "*) ;; *) command -v perf >/dev/null || missing+=(linux-perf) ;; esac
+case " $* " in *" --no-perf "* | *" --trace off "* | *" --trace=off "*) ;; *) command -v perf >/dev/null || missing+=(linux-perf) ;; esac
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bench-compaction: installing ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2

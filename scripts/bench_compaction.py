@@ -235,7 +235,8 @@ def copy_db(src: Path, dst: Path) -> None:
 
 def measure_disk(inp: Path, work: Path) -> dict:
     """Rough sequential bandwidths with dd (1 MiB O_DIRECT, queue depth 1)."""
-    res: dict = {"method": "dd bs=1M O_DIRECT, queue depth 1 (a lower bound on device bandwidth)"}
+    res: dict = {"method": "dd bs=1M O_DIRECT at queue depth 1: read of the largest input SST, "
+                           "256 MiB write; rough (host caching can inflate it, qd1 can deflate it)"}
     ssts = sorted(inp.glob("*.sst"), key=lambda f: f.stat().st_size, reverse=True)
     if ssts:
         drop_caches()
@@ -372,7 +373,7 @@ def variant_env(variant: str) -> str:
 
 
 def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
-            names: dict[int, str]) -> dict:
+            names: dict[int, str], traced: bool) -> dict:
     db = args.work / "db"
     copy_db(inp, db)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -383,7 +384,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
     time_out = run_dir / "time-v.txt"
     wrapped = [TIME_BIN, "-v", "-o", str(time_out)] + cmd
     perf_data = run_dir / "perf.data"
-    if not args.no_perf:
+    if traced:
         # Whole process tree (threads inherit), no kernel-side filter: the compaction threads
         # dominate the event count anyway, and other thread names stay visible.
         wrapped = (["perf", "record", "-e", "raw_syscalls:sys_enter",
@@ -411,7 +412,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
         fail(f"db_bench failed (exit status {tv['exit_status']}, wrapper exit {p.returncode})")
     if "STATISTICS:" not in out:
         fail("db_bench printed no STATISTICS section")
-    if not args.no_perf and re.search(r"lost \d+ chunks", err):
+    if traced and re.search(r"lost \d+ chunks", err):
         fail("perf lost events; raise --perf-mmap")
 
     try:
@@ -445,7 +446,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
             f"disagree with LOG compaction_finished ({len(ev)} events, {ev_wall} us, {ev_cpu} us)")
 
     sysc = None
-    if not args.no_perf:
+    if traced:
         if not perf_data.exists():
             fail("perf produced no data file")
         try:
@@ -461,7 +462,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
     n_out, out_bytes = db_files(db)
     shutil.rmtree(db, ignore_errors=True)
     return {
-        "variant": variant, "mode": mode, "rep": rep,
+        "variant": variant, "mode": mode, "rep": rep, "traced": traced,
         "ringmerge_mode_env": env["RINGMERGE_MODE"],
         "compactions": c_count,
         "wall_s": wall_us / 1e6, "cpu_s": cpu_us / 1e6,
@@ -494,9 +495,13 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
     for mode in modes:
         base = None
         for variant in variants:
-            rs = [r for r in runs if r["mode"] == mode and r["variant"] == variant]
-            if not rs:
+            all_rs = [r for r in runs if r["mode"] == mode and r["variant"] == variant]
+            if not all_rs:
                 continue
+            # Timings/RSS from untraced runs when there are any (tracing adds per-syscall cost);
+            # syscall counts from the traced ones.
+            rs = [r for r in all_rs if not r["traced"]] or all_rs
+            trs = [r for r in all_rs if r["syscalls"]]
             s = {
                 "mode": mode, "variant": variant, "runs": len(rs),
                 "wall_s": stat([r["wall_s"] for r in rs]),
@@ -505,11 +510,13 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 "read_bytes": stat([r["read_bytes"] for r in rs]),
                 "write_bytes": stat([r["write_bytes"] for r in rs]),
                 "compactions": stat([r["compactions"] for r in rs]),
-                "ringmerge_accelerated": sum(r["log"]["ringmerge_accelerated"] for r in rs),
-                "ringmerge_fallback": sum(r["log"]["ringmerge_fallback"] for r in rs),
-                "crosscheck_ok": all(r["log"]["crosscheck"]["ok"] for r in rs),
+                "ringmerge_accelerated": sum(r["log"]["ringmerge_accelerated"] for r in all_rs),
+                "ringmerge_fallback": sum(r["log"]["ringmerge_fallback"] for r in all_rs),
+                "crosscheck_ok": all(r["log"]["crosscheck"]["ok"] for r in all_rs),
+                "traced_runs": len(trs),
             }
-            if all(r["syscalls"] for r in rs):
+            if trs:
+                rs = trs
                 s["syscalls_total"] = stat([r["syscalls"]["total"] for r in rs])
                 kinds: set[str] = set()
                 for r in rs:
@@ -637,13 +644,20 @@ def main() -> int:
     ap.add_argument("--db-bench", type=Path, default=DEFAULT_DB_BENCH)
     ap.add_argument("--work", type=Path, default=None, help="default OUT/work")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--no-perf", action="store_true", help="skip the syscall tracing")
+    ap.add_argument("--trace", choices=("separate", "all", "off"), default="separate",
+                    help="separate (default): timing reps untraced plus one perf-traced run per "
+                         "mode x variant for the syscall counts (perf costs ~10-15%% of wall in "
+                         "buffered mode); all: trace every rep; off: no syscall tracing")
+    ap.add_argument("--no-perf", action="store_true", help="same as --trace off")
     ap.add_argument("--perf-mmap", default="16M", help="perf record -m (ring buffer per CPU)")
     ap.add_argument("--keep-perf-data", action="store_true")
     ap.add_argument("--no-disk-bound", action="store_true", help="skip the dd bandwidth probe")
     ap.add_argument("--extra", action="append", default=[],
                     help="extra db_bench flag for the compaction run (repeatable)")
     args = ap.parse_args()
+    if args.no_perf:
+        args.trace = "off"
+    args.no_perf = args.trace == "off"
 
     args.work = (args.work or args.out / "work").resolve()
     args.out = args.out.resolve()
@@ -687,17 +701,22 @@ def main() -> int:
             for mi, mode in enumerate(modes):
                 k = (rep - 1 + mi) % len(variants)  # rotate variant order to spread drift
                 for v in variants[k:] + variants[:k]:
-                    plan.append((rep, mode, v))
+                    plan.append((rep, mode, v, args.trace == "all"))
+        if args.trace == "separate":
+            for mode in modes:
+                for v in variants:
+                    plan.append(("trace", mode, v, True))
         runs: list[dict] = []
         t_start = time.monotonic()
-        for i, (rep, mode, variant) in enumerate(plan, 1):
+        for i, (rep, mode, variant, traced) in enumerate(plan, 1):
             eta = ""
             if runs:
                 per = (time.monotonic() - t_start) / len(runs)
                 eta = f", ~{per * (len(plan) - len(runs)) / 60:.1f} min left"
-            log(f"run {i}/{len(plan)}: rep {rep} {mode:8s} {variant}{eta}")
+            log(f"run {i}/{len(plan)}: rep {rep} {mode:8s} {variant}"
+                f"{' (perf-traced)' if traced else ''}{eta}")
             r = one_run(args, inp, runs_dir / f"{i:02d}-{mode}-{variant}-rep{rep}",
-                        variant, mode, rep, names)
+                        variant, mode, rep, names, traced)
             runs.append(r)
             sc = r["syscalls"]
             top = (", ".join(f"{k} {v}" for k, v in list(sc["by_syscall"].items())[:3])
@@ -739,7 +758,7 @@ def main() -> int:
                    "work": str(args.work), "input_db": str(inp), "input_sst_files": n_in,
                    "input_sst_bytes": in_bytes, "common_flags": COMMON_FLAGS,
                    "fill_flags": FILL_FLAGS, "compact_flags": COMPACT_FLAGS, "io_modes": IO_MODES,
-                   "extra_flags": args.extra, "perf": not args.no_perf,
+                   "extra_flags": args.extra, "trace": args.trace,
                    "syscall_filter_comm": COMPACTION_COMM},
         "environment": {"uname": " ".join(os.uname()), "nproc": os.cpu_count(),
                         "git_head": git_head()},
@@ -756,7 +775,11 @@ def main() -> int:
           "Cells: median [min-max] (ratio of medians to stock in the same I/O mode). Wall and CPU "
           "are the SUMs of `rocksdb.compaction.times.micros` / `.cpu_micros`; syscalls are "
           f"`raw_syscalls:sys_enter` events of threads named `{COMPACTION_COMM}` counted by perf; "
-          "peak RSS is db_bench's (`/usr/bin/time -v`); accel/fallback counts `ringmerge:` LOG lines.",
+          "peak RSS is db_bench's (`/usr/bin/time -v`); accel/fallback counts `ringmerge:` LOG lines "
+          "over all runs. "
+          + ("Wall, CPU and RSS come from the untraced reps; syscall counts from one separate "
+             "perf-traced run per row." if args.trace == "separate" else
+             "Every run was perf-traced." if args.trace == "all" else "Syscalls were not traced."),
           "", md_table(hdr, rows), ""]
     if summary and any("syscalls_by_kind_median" in s for s in summary):
         md += ["## Syscalls by kind (median per run)", ""]
