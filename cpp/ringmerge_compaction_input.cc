@@ -85,12 +85,12 @@ class TableRef {
 // Describes one input file for Rust, or says why it cannot be served.
 // Block handles come from the table's index, already in memory: no data I/O.
 Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
-                    const ImmutableDBOptions& db_options,
+                    const FileOptions& file_options,
                     const FileMetaData& meta, const ReadOptions& ro,
                     const Slice* start_ikey, const Slice* end_user_key,
                     ringmerge::InputFile* out, std::string* reason) {
   Status s;
-  TableRef table(cfd, mopts, meta, ro, FileOptions(db_options), &s);
+  TableRef table(cfd, mopts, meta, ro, file_options, &s);
   if (!s.ok()) {
     *reason = "cannot open table: " + s.ToString();
     return s;
@@ -160,12 +160,22 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   return s;
 }
 
+rust::Vec<uint8_t> ToBytes(const Slice& s) {
+  rust::Vec<uint8_t> v;
+  v.reserve(s.size());
+  for (size_t i = 0; i < s.size(); i++) {
+    v.push_back(static_cast<uint8_t>(s[i]));
+  }
+  return v;
+}
+
 }  // namespace
 
 std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     const Compaction* c, const std::optional<Slice>& start,
     const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
-    const ReadOptions& read_options, std::string* reason) {
+    const FileOptions& file_options, const ReadOptions& read_options,
+    std::string* reason) {
   reason->clear();
   const ringmerge::Settings& settings = ProcessSettings();
   if (settings.mode == ringmerge::Mode::Off) {
@@ -208,13 +218,11 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   input.memory_budget = settings.memory_budget;
   if (start.has_value()) {
     input.has_start = true;
-    input.start.reserve(start->size());
-    for (char ch : *start) input.start.push_back(static_cast<uint8_t>(ch));
+    input.start = ToBytes(*start);
   }
   if (end.has_value()) {
     input.has_end = true;
-    input.end.reserve(end->size());
-    for (char ch : *end) input.end.push_back(static_cast<uint8_t>(ch));
+    input.end = ToBytes(*end);
   }
 
   // The same runs as VersionSet::MakeInputIterator: one per L0 file, one per
@@ -234,7 +242,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
         continue;
       }
       ringmerge::InputFile file;
-      Status s = DescribeFile(cfd, mopts, db_options, meta, read_options,
+      Status s = DescribeFile(cfd, mopts, file_options, meta, read_options,
                               start_ptr, end_ptr, &file, reason);
       if (!s.ok()) {
         if (reason->empty()) *reason = s.ToString();

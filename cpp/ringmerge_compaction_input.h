@@ -57,7 +57,8 @@ class RingmergeCompactionInput : public InternalIterator {
   static std::unique_ptr<RingmergeCompactionInput> Open(
       const Compaction* compaction, const std::optional<Slice>& start,
       const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
-      const ReadOptions& read_options, std::string* fallback_reason);
+      const FileOptions& file_options, const ReadOptions& read_options,
+      std::string* fallback_reason);
 
   ~RingmergeCompactionInput() override;
 

@@ -144,7 +144,9 @@ fn settings_from_env() -> ffi::Settings {
         Ok(v) => match v.parse::<u64>() {
             Ok(n) if n >= 1 << 20 => n,
             _ => {
-                warning = format!("RINGMERGE_MEMORY_BUDGET={v} is not a byte count >= 1 MiB: using 64 MiB");
+                warning = format!(
+                    "RINGMERGE_MEMORY_BUDGET={v} is not a byte count >= 1 MiB: using 64 MiB"
+                );
                 DEFAULT_MEMORY_BUDGET as u64
             }
         },
@@ -226,7 +228,10 @@ fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
 impl CompactionMerge {
     fn status(&self) -> ffi::MergeStatus {
         let (code, message) = if let Some(m) = &self.internal {
-            (ffi::StatusCode::Internal, format!("ringmerge internal error: {m}"))
+            (
+                ffi::StatusCode::Internal,
+                format!("ringmerge internal error: {m}"),
+            )
         } else {
             match &self.error {
                 None => (ffi::StatusCode::Ok, String::new()),

@@ -66,12 +66,8 @@ impl Batch {
         let value_off = u32::try_from(self.data.len()).map_err(|_| too_big())?;
         self.data.extend_from_slice(value);
         u32::try_from(self.data.len()).map_err(|_| too_big())?;
-        self.index.extend_from_slice(&[
-            key_off,
-            key.len() as u32,
-            value_off,
-            value.len() as u32,
-        ]);
+        self.index
+            .extend_from_slice(&[key_off, key.len() as u32, value_off, value.len() as u32]);
         Ok(())
     }
 }
@@ -148,7 +144,8 @@ impl MergeSession {
             };
             batch.push(c.key(), c.value())?;
             self.entries += 1;
-            self.merger.next(&self.map, &mut self.reader, &self.bounds)?;
+            self.merger
+                .next(&self.map, &mut self.reader, &self.bounds)?;
         }
         self.busy += t0.elapsed();
         Ok(!batch.is_empty())
@@ -175,7 +172,12 @@ impl MergeSession {
             fallback_reason: self.reader.fallback_reason().map(str::to_owned),
             runs: self.map.runs.len(),
             files: self.map.files.len(),
-            blocks: self.merger.cursors().iter().map(|c| c.blocks_decoded as usize).sum(),
+            blocks: self
+                .merger
+                .cursors()
+                .iter()
+                .map(|c| c.blocks_decoded as usize)
+                .sum(),
             entries: self.entries,
             reader,
             wait,

@@ -132,11 +132,7 @@ impl SstMap {
 
     /// Bytes of blocks and trailers the plan reads.
     pub fn planned_bytes(&self) -> u64 {
-        self.runs
-            .iter()
-            .flatten()
-            .map(|c| c.plan.len as u64)
-            .sum()
+        self.runs.iter().flatten().map(|c| c.plan.len as u64).sum()
     }
 }
 

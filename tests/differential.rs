@@ -39,9 +39,13 @@ struct Outcome {
 }
 
 fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> Outcome {
+    run_mode_with(dir, mode, args, Command::new(driver()))
+}
+
+fn run_mode_with(dir: &Path, mode: &str, args: &[&str], mut cmd: Command) -> Outcome {
     let db = dir.join(format!("db-{mode}"));
     let out = dir.join(format!("dump-{mode}.txt"));
-    let res = Command::new(driver())
+    let res = cmd
         .env("RINGMERGE_MODE", mode)
         .arg("run")
         .arg("--db")
@@ -72,7 +76,13 @@ fn assert_same_dump(stock: &str, accel: &str, dir: &Path) {
         .zip(accel.lines())
         .position(|(a, b)| a != b)
         .unwrap_or_else(|| stock.lines().count().min(accel.lines().count()));
-    let show = |s: &str| s.lines().skip(line.saturating_sub(2)).take(5).collect::<Vec<_>>().join("\n");
+    let show = |s: &str| {
+        s.lines()
+            .skip(line.saturating_sub(2))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     panic!(
         "compaction output differs from stock at line {} (dumps in {}):\n--- stock\n{}\n--- ringmerge\n{}",
         line + 1,
@@ -96,7 +106,11 @@ fn differential(name: &str, args: &[&str]) -> String {
         "RINGMERGE_MODE=off must behave as stock and log nothing: {:?}",
         ringmerge_lines(&stock.log)
     );
-    assert!(stock.dump.contains("compaction status=OK"), "no compaction ran:\n{}", stock.dump);
+    assert!(
+        stock.dump.contains("compaction status=OK"),
+        "no compaction ran:\n{}",
+        stock.dump
+    );
     assert_same_dump(&stock.dump, &accel.dump, &dir);
     accel.log
 }
@@ -108,10 +122,16 @@ fn assert_accelerated(log: &str) {
         lines.iter().any(|l| l.contains("ringmerge: accelerated")),
         "no accelerated compaction in LOG: {lines:?}"
     );
-    let fallbacks: Vec<_> = lines.iter().filter(|l| l.contains("ringmerge: fallback")).collect();
+    let fallbacks: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("ringmerge: fallback"))
+        .collect();
     assert!(fallbacks.is_empty(), "unexpected fallbacks: {fallbacks:?}");
     for l in &lines {
-        assert!(l.contains("status=OK"), "accelerated compaction failed: {l}");
+        assert!(
+            l.contains("status=OK"),
+            "accelerated compaction failed: {l}"
+        );
     }
 }
 
@@ -127,19 +147,50 @@ fn assert_fell_back(log: &str, reason: &str) {
 
 #[test]
 fn l0_over_l1_l2_with_overwrites_and_deletes() {
-    let log = differential("l0_l1_l2", &["--l0-files", "4", "--base-levels", "2", "--delete-pct", "15"]);
+    let log = differential(
+        "l0_l1_l2",
+        &[
+            "--l0-files",
+            "4",
+            "--base-levels",
+            "2",
+            "--delete-pct",
+            "15",
+        ],
+    );
     assert_accelerated(&log);
 }
 
 #[test]
 fn only_l0_into_bottommost_l1() {
-    let log = differential("only_l0", &["--l0-files", "5", "--base-levels", "0", "--delete-pct", "20"]);
+    let log = differential(
+        "only_l0",
+        &[
+            "--l0-files",
+            "5",
+            "--base-levels",
+            "0",
+            "--delete-pct",
+            "20",
+        ],
+    );
     assert_accelerated(&log);
 }
 
 #[test]
 fn single_input() {
-    let log = differential("single_input", &["--l0-files", "1", "--base-levels", "0"]);
+    // One L0 file moves trivially to L1; forcing the bottommost level then compacts that one
+    // file alone: a one-run merge.
+    let log = differential(
+        "single_input",
+        &[
+            "--l0-files",
+            "1",
+            "--base-levels",
+            "0",
+            "--force-bottommost",
+        ],
+    );
     assert_accelerated(&log);
 }
 
@@ -147,7 +198,14 @@ fn single_input() {
 fn twenty_inputs_use_the_heap() {
     let log = differential(
         "twenty_inputs",
-        &["--l0-files", "20", "--base-levels", "1", "--keys-per-file", "800"],
+        &[
+            "--l0-files",
+            "20",
+            "--base-levels",
+            "1",
+            "--keys-per-file",
+            "800",
+        ],
     );
     assert_accelerated(&log);
     assert!(log.contains("runs=21"), "expected a 21-run merge");
@@ -158,8 +216,18 @@ fn key_sizes_8_to_64_values_0_to_4k() {
     let log = differential(
         "sizes",
         &[
-            "--key-min", "8", "--key-max", "64", "--value-min", "0", "--value-max", "4096",
-            "--keys-per-file", "600", "--l0-files", "6",
+            "--key-min",
+            "8",
+            "--key-max",
+            "64",
+            "--value-min",
+            "0",
+            "--value-max",
+            "4096",
+            "--keys-per-file",
+            "600",
+            "--l0-files",
+            "6",
         ],
     );
     assert_accelerated(&log);
@@ -169,7 +237,16 @@ fn key_sizes_8_to_64_values_0_to_4k() {
 fn subcompactions() {
     let log = differential(
         "subcompactions",
-        &["--subcompactions", "4", "--l0-files", "6", "--keys-per-file", "4000", "--base-levels", "2"],
+        &[
+            "--subcompactions",
+            "4",
+            "--l0-files",
+            "6",
+            "--keys-per-file",
+            "4000",
+            "--base-levels",
+            "2",
+        ],
     );
     assert_accelerated(&log);
     assert!(
@@ -180,14 +257,20 @@ fn subcompactions() {
 
 #[test]
 fn direct_reads() {
-    let log = differential("direct", &["--direct", "--l0-files", "4", "--base-levels", "2"]);
+    let log = differential(
+        "direct",
+        &["--direct", "--l0-files", "4", "--base-levels", "2"],
+    );
     assert_accelerated(&log);
 }
 
 #[test]
 fn snapshots_are_decided_by_rocksdb() {
     // The merged stream carries every version; CompactionIterator keeps what snapshots need.
-    let log = differential("snapshots", &["--snapshots", "1", "--l0-files", "4", "--delete-pct", "20"]);
+    let log = differential(
+        "snapshots",
+        &["--snapshots", "1", "--l0-files", "4", "--delete-pct", "20"],
+    );
     assert_accelerated(&log);
 }
 
@@ -236,11 +319,22 @@ fn flipped_byte_fails_with_corruption_like_stock() {
         let db = dir.join(format!("db-{mode}"));
         let expect = dir.join(format!("expect-{mode}.txt"));
         let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
-        let common = ["--l0-files", "4", "--base-levels", "1", "--keys-per-file", "3000"];
+        let common = [
+            "--l0-files",
+            "4",
+            "--base-levels",
+            "1",
+            "--keys-per-file",
+            "3000",
+        ];
         let mut build = vec!["build", "--db", db_s, "--expect", expect_s];
         build.extend_from_slice(&common);
         let out = driver_cmd("off", &build);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         // Flip one byte in the middle of a data block of the newest L0 file: the merge meets
         // it mid-stream, after output files were already opened.
@@ -252,13 +346,19 @@ fn flipped_byte_fails_with_corruption_like_stock() {
 
         let out = driver_cmd(mode, &["compact", "--db", db_s]);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(!out.status.success(), "compaction with a flipped byte succeeded ({mode}):\n{stdout}");
+        assert!(
+            !out.status.success(),
+            "compaction with a flipped byte succeeded ({mode}):\n{stdout}"
+        );
         let status = stdout
             .lines()
             .find(|l| l.starts_with("compact status:"))
             .unwrap_or_default()
             .to_string();
-        assert!(status.contains("Corruption"), "({mode}) expected Corruption, got: {stdout}");
+        assert!(
+            status.contains("Corruption"),
+            "({mode}) expected Corruption, got: {stdout}"
+        );
         if mode == "native" {
             let log = std::fs::read_to_string(db.join("LOG")).unwrap();
             assert!(
@@ -272,9 +372,121 @@ fn flipped_byte_fails_with_corruption_like_stock() {
         // The DB reopens and every key outside the damaged block reads back.
         let out = driver_cmd(mode, &["verify", "--db", db_s, "--expect", expect_s]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "verify failed ({mode}): {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "verify failed ({mode}): {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("mismatch=0"), "{stdout}");
     }
     let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
-    assert_eq!(kind(&statuses[0]), kind(&statuses[1]), "stock and ringmerge statuses differ: {statuses:?}");
+    assert_eq!(
+        kind(&statuses[0]),
+        kind(&statuses[1]),
+        "stock and ringmerge statuses differ: {statuses:?}"
+    );
+}
+
+/// Runs `cmd` under a seccomp filter that makes io_uring_setup fail with EPERM, as Docker's
+/// default profile does.
+fn block_io_uring(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec; it only makes raw syscalls
+    // (prctl) on data that lives on its own stack, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+            const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+            const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+            let filter = [
+                // Kill nothing: a foreign architecture is simply allowed through.
+                libc::sock_filter {
+                    code: 0x20,
+                    jt: 0,
+                    jf: 0,
+                    k: 4,
+                }, // ld arch
+                libc::sock_filter {
+                    code: 0x15,
+                    jt: 0,
+                    jf: 3,
+                    k: AUDIT_ARCH_X86_64,
+                },
+                libc::sock_filter {
+                    code: 0x20,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                }, // ld nr
+                libc::sock_filter {
+                    code: 0x15,
+                    jt: 0,
+                    jf: 1,
+                    k: libc::SYS_io_uring_setup as u32,
+                },
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                },
+                libc::sock_filter {
+                    code: 0x06,
+                    jt: 0,
+                    jf: 0,
+                    k: SECCOMP_RET_ALLOW,
+                },
+            ];
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut _,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const _,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn io_uring_blocked_by_seccomp_falls_back_to_pread() {
+    let args = ["--l0-files", "4", "--base-levels", "1"];
+    let dir = scratch("seccomp");
+    let stock = run_mode(&dir, "off", &args);
+    let mut cmd = Command::new(driver());
+    block_io_uring(&mut cmd);
+    let accel = run_mode_with(&dir, "native", &args, cmd);
+    assert_same_dump(&stock.dump, &accel.dump, &dir);
+    assert_accelerated(&accel.log);
+    let lines = ringmerge_lines(&accel.log);
+    assert!(
+        lines.iter().any(|l| l.contains("backend=pread")
+            && l.contains("io_uring_unavailable=\"io_uring_setup")
+            && l.contains("Operation not permitted")),
+        "expected the pread backend with the io_uring_setup error in the LOG: {lines:?}"
+    );
+}
+
+#[test]
+fn forced_pread_backend() {
+    let args = ["--l0-files", "4", "--base-levels", "2", "--direct"];
+    let dir = scratch("pread");
+    let stock = run_mode(&dir, "off", &args);
+    let mut cmd = Command::new(driver());
+    cmd.env("RINGMERGE_IO", "pread");
+    let accel = run_mode_with(&dir, "native", &args, cmd);
+    assert_same_dump(&stock.dump, &accel.dump, &dir);
+    assert_accelerated(&accel.log);
+    assert!(
+        accel.log.contains("backend=pread"),
+        "{:?}",
+        ringmerge_lines(&accel.log)
+    );
 }

@@ -71,15 +71,18 @@ impl RunCursor {
 
     pub fn value(&self) -> &[u8] {
         match &self.chunk {
-            Some(c) => self
-                .block
-                .value(&c.bytes()[self.payload.0..self.payload.1]),
+            Some(c) => self.block.value(&c.bytes()[self.payload.0..self.payload.1]),
             None => &[],
         }
     }
 
     /// Positions on the first entry at or after `bounds.start`.
-    pub fn seek_to_first(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<()> {
+    pub fn seek_to_first(
+        &mut self,
+        map: &SstMap,
+        reader: &mut Reader,
+        bounds: &Bounds,
+    ) -> Result<()> {
         self.step(map, reader, bounds)?;
         if let Some(start) = &bounds.start {
             while self.valid && self.user_key() < start.as_slice() {

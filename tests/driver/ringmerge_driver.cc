@@ -50,6 +50,7 @@ struct Flags {
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
   bool range_del = false;
   bool direct = false;
+  bool force_bottommost = false;  // recompact the last level too
   int subcompactions = 1;
   uint64_t target_file_size = 256 << 10;
   std::string compression = "none";
@@ -91,6 +92,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
     else if (a == "--direct") f.direct = true;
+    else if (a == "--force-bottommost") f.force_bottommost = true;
     else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
     else if (a == "--target-file-size") f.target_file_size = strtoull(next().c_str(), nullptr, 10);
     else if (a == "--compression") f.compression = next();
@@ -331,8 +333,11 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
   if (fp != stdout) fclose(fp);
 }
 
-Status CompactAll(DB* db) {
+Status CompactAll(const Flags& f, DB* db) {
   CompactRangeOptions cro;
+  if (f.force_bottommost) {
+    cro.bottommost_level_compaction = BottommostLevelCompaction::kForce;
+  }
   return db->CompactRange(cro, nullptr, nullptr);
 }
 
@@ -355,13 +360,13 @@ int main(int argc, char** argv) {
     std::vector<const Snapshot*> snaps = Build(f, db.get(), &model);
     if (!f.expect.empty()) WriteModel(f.expect, model);
     if (f.cmd == "run") {
-      Status s = CompactAll(db.get());
+      Status s = CompactAll(f, db.get());
       if (!s.ok()) Die("CompactRange: " + s.ToString());
       Dump(f, db.get(), rec->Lines());
     }
     for (auto* s : snaps) db->ReleaseSnapshot(s);
   } else if (f.cmd == "compact") {
-    Status s = CompactAll(db.get());
+    Status s = CompactAll(f, db.get());
     printf("compact status: %s\n", s.ToString().c_str());
     for (const auto& j : rec->Lines()) printf("%s\n", j.c_str());
     return s.ok() ? 0 : 1;
