@@ -40,7 +40,8 @@ else
   # cxx-generated header from target/cxxbridge/.
   log "building the ringmerge static library (cargo build --release)"
   (cd "$here" && cargo build --release --quiet)
-  key=$(cat "$here"/rocksdb-patch/*.patch "$here/scripts/build-rocksdb.sh" | sha256sum | cut -c1-16)
+  # Keyed by the patch alone: build flags reach an existing tree through cmake re-configure.
+  key=$(cat "$here"/rocksdb-patch/*.patch | sha256sum | cut -c1-16)
   out="$here/target/rocksdb/bin"
   targets=(db_bench sst_dump ldb ringmerge_driver)
   CMAKE_FLAGS+=(-DRINGMERGE_DIR="$here" -DRINGMERGE_LIB="$here/target/release/libringmerge.a")
@@ -83,3 +84,5 @@ for t in "${targets[@]}"; do
 done
 cp -f "$bld/librocksdb.a" "$out/../librocksdb.a" 2>/dev/null || true
 log "binaries in $out: ${targets[*]}"
+# Keep the three most recent patched trees: older patch versions are only ccache's business now.
+ls -dt "$CACHE"/rocksdb-10.1.3-* 2>/dev/null | grep -v -- '-stock$' | tail -n +4 | xargs -r rm -rf

@@ -73,14 +73,14 @@ pub fn compute(ctype: ChecksumType, data_with_type: &[u8]) -> u32 {
     match ctype {
         ChecksumType::NoChecksum => 0,
         ChecksumType::Crc32c => crc32c_mask(crc32c::crc32c(data_with_type)),
-        ChecksumType::XxHash => xxhash_rust::xxh32::xxh32(data_with_type, 0),
+        ChecksumType::XxHash => twox_hash::XxHash32::oneshot(0, data_with_type),
         // Lower32of64: truncation intended.
-        ChecksumType::XxHash64 => xxhash_rust::xxh64::xxh64(data_with_type, 0) as u32,
+        ChecksumType::XxHash64 => twox_hash::XxHash64::oneshot(0, data_with_type) as u32,
         ChecksumType::Xxh3 => match data_with_type.split_last() {
             // RocksDB special-cases empty input (no last byte to mix in) as 0.
             None => 0,
             Some((&last, body)) => {
-                modify_checksum_for_last_byte(xxhash_rust::xxh3::xxh3_64(body) as u32, last)
+                modify_checksum_for_last_byte(twox_hash::XxHash3_64::oneshot(body) as u32, last)
             }
         },
     }
