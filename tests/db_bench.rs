@@ -1,0 +1,124 @@
+//! db_bench fillrandom in the paper's configuration (../shared/notes/stock-baseline.md: no WAL,
+//! no block cache, no compression, 64 MiB memtables x 2, one flush thread), scaled down to run in
+//! seconds, with automatic compactions on: every compaction RocksDB schedules must run through
+//! ringmerge (exactness itself is what tests/differential.rs proves).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn db_bench() -> PathBuf {
+    let p = root().join("target/rocksdb/bin/db_bench");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-rocksdb.sh (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+struct Run {
+    stdout: String,
+    log: String,
+}
+
+fn fillrandom(mode: &str, direct: bool) -> Run {
+    let dir = root().join(format!("target/dbbench-test/{mode}-{direct}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let direct_flag = if direct { "1" } else { "0" };
+    let out = Command::new(db_bench())
+        .env("RINGMERGE_MODE", mode)
+        .args([
+            "--benchmarks=fillrandom,waitforcompaction,stats",
+            "--num=120000",
+            "--seed=42",
+            "--key_size=16",
+            "--value_size=1024",
+            "--disable_wal=1",
+            "--cache_size=0",
+            "--compression_type=none",
+            // Small memtables and a low L0 trigger so a short run flushes and compacts often.
+            "--write_buffer_size=4194304",
+            "--max_write_buffer_number=2",
+            "--min_write_buffer_number_to_merge=1",
+            "--level0_file_num_compaction_trigger=4",
+            "--max_bytes_for_level_base=16777216",
+            "--target_file_size_base=4194304",
+            "--max_background_flushes=1",
+            "--max_background_compactions=2",
+            "--subcompactions=1",
+            "--statistics=1",
+        ])
+        .arg(format!("--use_direct_reads={direct_flag}"))
+        .arg(format!(
+            "--use_direct_io_for_flush_and_compaction={direct_flag}"
+        ))
+        .arg(format!("--db={}", dir.display()))
+        .output()
+        .expect("spawn db_bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "db_bench ({mode}) failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(dir.join("LOG")).unwrap();
+    Run { stdout, log }
+}
+
+fn check(direct: bool) {
+    let native = fillrandom("native", direct);
+    let accelerated = native
+        .log
+        .lines()
+        .filter(|l| l.contains("ringmerge: accelerated"))
+        .count();
+    let fallbacks: Vec<_> = native
+        .log
+        .lines()
+        .filter(|l| l.contains("ringmerge: fallback"))
+        .collect();
+    let compactions = native
+        .log
+        .lines()
+        .filter(|l| l.contains("\"event\": \"compaction_finished\""))
+        .count();
+    assert!(
+        compactions > 0,
+        "the run compacted nothing:\n{}",
+        native.stdout
+    );
+    assert!(fallbacks.is_empty(), "fallbacks: {fallbacks:?}");
+    assert!(
+        accelerated >= compactions,
+        "{accelerated} accelerated subcompactions for {compactions} compactions"
+    );
+    for l in native
+        .log
+        .lines()
+        .filter(|l| l.contains("ringmerge: accelerated"))
+    {
+        assert!(l.contains("status=OK"), "{l}");
+    }
+    assert!(
+        native.log.contains("\"ringmerge_path\": \"accelerated\""),
+        "compaction_finished events lack the ringmerge fields"
+    );
+    // The same workload under stock logs nothing of ringmerge.
+    let stock = fillrandom("off", direct);
+    assert!(!stock.log.contains("ringmerge:"));
+}
+
+#[test]
+fn fillrandom_compactions_run_accelerated_buffered() {
+    check(false);
+}
+
+#[test]
+fn fillrandom_compactions_run_accelerated_direct() {
+    check(true);
+}
