@@ -93,20 +93,29 @@ impl Default for ReaderConfig {
 /// from the C++ side, through the environment). Never set it in production.
 #[derive(Clone, Debug, Default)]
 pub struct FaultSpec {
-    /// Every read of a file whose path contains this substring fails with EIO.
+    /// Every read of a file whose path contains this substring fails with EIO...
     pub eio_path_contains: Option<String>,
+    /// ...when the read's chunk starts at or after this file offset (0: every read), so a
+    /// failure can be placed mid-compaction, after the merge has opened and output exists.
+    pub eio_from_offset: u64,
     /// Every read asks for half of what it should (at least 1 byte; at least 4096 for O_DIRECT,
     /// which cannot do less), so the short-read continuation runs on every chunk.
     pub short_reads: bool,
 }
 
 impl FaultSpec {
-    /// TEST HOOK. Reads `RINGMERGE_FAULT_EIO=<substring>` (EIO for files whose path contains
-    /// it) and `RINGMERGE_FAULT_SHORT_READS=1` (halve every read); None when neither is set.
+    /// TEST HOOK. Reads `RINGMERGE_FAULT_EIO=<substring>[@<offset>]` (EIO for files whose path
+    /// contains it, from that offset on) and `RINGMERGE_FAULT_SHORT_READS=1` (halve every
+    /// read); None when neither is set.
     pub fn from_env() -> Option<FaultSpec> {
-        let eio = std::env::var("RINGMERGE_FAULT_EIO")
+        let spec = std::env::var("RINGMERGE_FAULT_EIO")
             .ok()
             .filter(|s| !s.is_empty());
+        let (eio, eio_from_offset) = match spec.as_deref().map(|s| s.split_once('@')) {
+            Some(Some((needle, off))) => (Some(needle.to_owned()), off.parse().unwrap_or(0)),
+            Some(None) => (spec.clone(), 0),
+            None => (None, 0),
+        };
         let short = std::env::var("RINGMERGE_FAULT_SHORT_READS").is_ok_and(|v| v == "1");
         if eio.is_none() && !short {
             return None;
@@ -114,6 +123,7 @@ impl FaultSpec {
         log::warn!("ringmerge reader: fault injection on (eio: {eio:?}, short reads: {short})");
         Some(FaultSpec {
             eio_path_contains: eio,
+            eio_from_offset,
             short_reads: short,
         })
     }
@@ -170,7 +180,8 @@ struct OpenFile {
     file: File,
     path: String,
     direct: bool,
-    fault_eio: bool,
+    /// TEST HOOK: reads of chunks starting at or after this offset fail with EIO.
+    fault_eio_from: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -334,15 +345,16 @@ impl Reader {
                     errno_text(&e)
                 ))
             })?;
-            let fault_eio = fault
+            let fault_eio_from = fault
                 .eio_path_contains
                 .as_deref()
-                .is_some_and(|needle| path.contains(needle));
+                .is_some_and(|needle| path.contains(needle))
+                .then_some(fault.eio_from_offset);
             open.push(OpenFile {
                 file,
                 path,
                 direct: spec.direct,
-                fault_eio,
+                fault_eio_from,
             });
         }
 
@@ -881,7 +893,10 @@ fn finish_read(
     plan: &ChunkPlan,
     stats: &mut ReaderStats,
 ) -> Step {
-    let res = if file.fault_eio { Err(libc::EIO) } else { res };
+    let res = match file.fault_eio_from {
+        Some(from) if plan.offset >= from => Err(libc::EIO),
+        _ => res,
+    };
     let n = match res {
         Ok(n) => n.min(slot.ask),
         Err(e) if (e == libc::EINTR || e == libc::EAGAIN) && slot.retries < MAX_RETRIES => {

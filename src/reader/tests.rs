@@ -265,6 +265,7 @@ fn short_reads_are_continued() {
             let mut c = cfg(16 * MIB, 2, backend);
             c.fault = Some(FaultSpec {
                 eio_path_contains: None,
+                eio_from_offset: 0,
                 short_reads: true,
             });
             let mut r = Reader::new(files, streams.clone(), c).unwrap();
@@ -302,6 +303,7 @@ fn eio_fault_fails_only_the_matching_file() {
         let mut c = cfg(16 * MIB, 2, backend);
         c.fault = Some(FaultSpec {
             eio_path_contains: Some("bad.sst".into()),
+            eio_from_offset: 0,
             short_reads: false,
         });
         let mut r = Reader::new(files, streams.clone(), c).unwrap();
