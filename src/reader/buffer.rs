@@ -43,6 +43,8 @@ impl AlignedBuf {
         let layout = Layout::from_size_align(len, ALIGN).ok()?;
         // SAFETY: layout has a non-zero size (checked above).
         // Zeroed so that `as_slice` never exposes uninitialised memory, even past a short read.
+        // Only fresh memory is zeroed: buffers reused through the thread's pool keep the bytes of
+        // earlier reads, which are initialised too (see `pool` for why no Chunk can show them).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         NonNull::new(ptr).map(|ptr| AlignedBuf { ptr, len })
     }
@@ -58,7 +60,9 @@ impl AlignedBuf {
 
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: ptr is valid for len initialised bytes (zeroed at allocation, later only
-        // overwritten by reads), or dangling-but-aligned with len 0.
+        // overwritten by reads, possibly of earlier Readers when pooled), or dangling-but-aligned
+        // with len 0. The handle is borrowed shared, so no Rust code writes meanwhile, and no
+        // kernel read is in flight into a buffer its Reader lets anyone look at.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }

@@ -13,10 +13,15 @@
 //!
 //! Both treat short reads, end of file and errors the same way, with RocksDB's wording.
 //!
+//! Read buffers come from a per-thread pool (`pool`) in size classes and go back to it when the
+//! Reader is dropped, so a compaction thread reuses the same memory compaction after compaction
+//! instead of growing, faulting in and zeroing fresh heap every time.
+//!
 //! A Reader is tied to the thread that made it (the ring is single-issuer and deferred task work
 //! runs only on that thread), so it is deliberately not `Send`.
 
 mod buffer;
+mod pool;
 mod pread;
 mod uring;
 
@@ -130,8 +135,9 @@ impl FaultSpec {
 }
 
 /// The bytes of one [`ChunkPlan`], in a pool buffer. Give it back with [`Reader::recycle`] so the
-/// buffer can take the next read (dropping it instead frees the buffer and shrinks the stream's
-/// read-ahead by one for the rest of the Reader's life).
+/// buffer can take the next read (dropping it instead frees the buffer, rather than returning it
+/// to the thread's buffer pool, and shrinks the stream's read-ahead by one for the rest of the
+/// Reader's life).
 pub struct Chunk {
     buf: AlignedBuf,
     start: usize,
@@ -201,6 +207,7 @@ enum SlotState {
 /// One pool buffer and the read it is doing. `user_data` of an SQE is the slot's index.
 struct Slot {
     stream: usize,
+    /// Bytes of the buffer: the size class of the stream's largest span (see `pool`).
     size: usize,
     buf: Option<AlignedBuf>,
     state: SlotState,
@@ -298,7 +305,9 @@ impl Reader {
                 };
                 size = size.max(span_of(p, f.direct));
             }
-            buf_sizes.push(size);
+            // Buffers come in size classes (so they can be pooled across Readers): the budget
+            // is charged with what is really allocated.
+            buf_sizes.push(pool::class_of(size));
         }
         let budget = cfg.memory_budget;
         let total_for = |d: usize| -> usize {
@@ -506,12 +515,19 @@ impl Reader {
     /// The largest plan length `Reader::new` is guaranteed to accept for `streams` streams read
     /// `depth` deep within `budget` bytes, whatever the plans' offsets (O_DIRECT reads can need
     /// up to 4096 bytes of alignment slack on top of the rounded-up length). 0 when nothing fits.
+    ///
+    /// Buffers are allocated in size classes (see `pool`), so this is the largest length whose
+    /// worst-case span is a whole class within `budget / (streams x depth)`: plans sized by it
+    /// reuse the same pooled buffers from one compaction to the next.
     pub fn max_chunk_len(budget: usize, streams: usize, depth: usize, direct: bool) -> usize {
         let per = budget / streams.max(1).saturating_mul(depth.max(1));
+        // Every class is a multiple of ALIGN, so a len of `class - ALIGN` at the worst offset
+        // (4095) spans exactly `class` bytes.
+        let class = pool::class_floor(per);
         if direct {
-            (per & !(ALIGN - 1)).saturating_sub(ALIGN)
+            class.saturating_sub(ALIGN)
         } else {
-            per
+            class
         }
     }
 
@@ -779,44 +795,55 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        let Engine::Uring(_) = self.engine else {
-            return;
-        };
-        // The kernel may still be writing into buffers: wait for every read before they go.
-        // Pending reads were never submitted and are simply dropped.
-        self.pending.clear();
-        let mut tries = 0u32;
-        while self.inflight > 0 {
-            match self.enter(true) {
-                Ok(()) => {}
-                Err(e) if is_retryable(&e) && tries < MAX_RETRIES => tries += 1,
-                Err(e) => {
-                    log::error!(
-                        "ringmerge reader: cannot wait for {} reads in flight ({}); leaking their buffers",
-                        self.inflight,
-                        errno_text(&e)
-                    );
-                    break;
-                }
-            }
-            self.reap();
+        if let Engine::Uring(_) = self.engine {
+            // The kernel may still be writing into buffers: wait for every read before they go.
+            // Pending reads were never submitted and are simply dropped.
             self.pending.clear();
+            let mut tries = 0u32;
+            while self.inflight > 0 {
+                match self.enter(true) {
+                    Ok(()) => {}
+                    Err(e) if is_retryable(&e) && tries < MAX_RETRIES => tries += 1,
+                    Err(e) => {
+                        log::error!(
+                            "ringmerge reader: cannot wait for {} reads in flight ({}); leaking their buffers",
+                            self.inflight,
+                            errno_text(&e)
+                        );
+                        break;
+                    }
+                }
+                self.reap();
+                self.pending.clear();
+            }
         }
         let engine = std::mem::replace(&mut self.engine, Engine::Pread);
-        if self.inflight == 0 {
+        // Pread never has reads in flight; for io_uring, 0 means every submitted read was reaped.
+        let drained = self.inflight == 0;
+        if drained {
             if let Engine::Uring(ring) = engine {
                 ring.release();
             }
-        } else {
-            for slot in &mut self.slots {
-                if matches!(slot.state, SlotState::InFlight) {
-                    std::mem::forget(slot.buf.take());
-                }
-            }
-            // Closing the ring makes the kernel cancel what is left; the buffers stay leaked,
-            // so whatever it still writes lands in memory nobody else owns.
-            drop(engine);
         }
+        for slot in &mut self.slots {
+            let Some(buf) = slot.buf.take() else {
+                // Never allocated, or lent out in a Chunk (the caller frees that one).
+                continue;
+            };
+            if matches!(slot.state, SlotState::InFlight) {
+                // The kernel may still write into it: leak it, never free or pool it.
+                std::mem::forget(buf);
+            } else if drained {
+                // No read is in flight on this Reader's ring, so nothing can write into the
+                // buffer any more: it may serve the thread's next Reader.
+                pool::give(buf);
+            }
+            // Otherwise (a failed drain) the buffer is freed here, not pooled: it is not in the
+            // kernel's hands, but this path is rare enough to stay conservative.
+        }
+        // With reads left in flight, closing the ring (dropped here) makes the kernel cancel
+        // them; their buffers stay leaked, so whatever it still writes lands in memory nobody
+        // else owns.
     }
 }
 
@@ -830,10 +857,12 @@ fn span_of(p: &ChunkPlan, direct: bool) -> usize {
     }
 }
 
-/// Points a free slot at a plan, allocating its buffer on first use.
+/// Points a free slot at a plan, taking its buffer from the thread's pool (or allocating it) on
+/// first use. The buffer is `slot.size` bytes (a size class), which can be more than the plan's
+/// span: reads ask for exactly `span` bytes, and a Chunk exposes exactly `plan.len`.
 fn start_slot(slot: &mut Slot, index: usize, plan: &ChunkPlan, direct: bool) -> Result<()> {
     if slot.buf.is_none() {
-        slot.buf = Some(AlignedBuf::new(slot.size).ok_or_else(|| {
+        slot.buf = Some(pool::take(slot.size).ok_or_else(|| {
             Error::io(format!(
                 "reader: cannot allocate a {} byte read buffer",
                 slot.size
@@ -851,7 +880,16 @@ fn start_slot(slot: &mut Slot, index: usize, plan: &ChunkPlan, direct: bool) -> 
     slot.lead = (plan.offset - base) as usize;
     slot.target = slot.lead + plan.len;
     slot.span = span_of(plan, direct);
-    debug_assert!(slot.span <= slot.buf.as_ref().map_or(0, AlignedBuf::len));
+    // Every read writes inside [0, span), so this is what keeps the kernel inside the buffer.
+    // It holds by construction (the buffer is the class of the stream's largest span); checked
+    // anyway because a violation would be memory corruption, not just a wrong answer.
+    let cap = slot.buf.as_ref().map_or(0, AlignedBuf::len);
+    if slot.span > cap {
+        return Err(Error::io(format!(
+            "reader: internal error, a {} byte read does not fit its {cap} byte buffer",
+            slot.span
+        )));
+    }
     slot.done = 0;
     slot.ask_off = 0;
     slot.ask = 0;

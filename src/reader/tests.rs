@@ -649,3 +649,312 @@ fn unavailable_io_uring_falls_back_to_pread_with_reason() {
     }
     uring::set_thread_ring_for_test(false, None);
 }
+
+// ---- Per-thread buffer pool ------------------------------------------------------------------
+
+/// Fixed-length plans: `n` streams of `per` chunks of `len` bytes at `lead` past a block start.
+fn fixed_plans(n: usize, per: usize, len: usize, stride: usize, lead: u64) -> Vec<Vec<ChunkPlan>> {
+    (0..n)
+        .map(|s| {
+            (0..per)
+                .map(|i| ChunkPlan {
+                    file: 0,
+                    offset: ((s * per + i) * stride) as u64 + lead,
+                    len,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Bytes of the buffers a Reader holds right now, and its slots' planned total.
+fn held(r: &Reader) -> (usize, usize) {
+    let bufs = r
+        .slots
+        .iter()
+        .filter_map(|s| s.buf.as_ref())
+        .map(|b| b.len());
+    (bufs.sum(), r.slots.iter().map(|s| s.size).sum())
+}
+
+#[test]
+fn size_classes() {
+    use pool::{class_floor, class_of, CLASS_STEP};
+    assert_eq!(class_of(0), 0);
+    assert_eq!(class_of(1), 4096);
+    assert_eq!(class_of(4096), 4096);
+    assert_eq!(class_of(4097), 8192);
+    assert_eq!(class_of(100_000), 128 << 10);
+    assert_eq!(class_of(CLASS_STEP), CLASS_STEP);
+    assert_eq!(class_of(CLASS_STEP + 1), 2 * CLASS_STEP);
+    assert_eq!(class_of(4 * MIB - 12345), 4 * MIB);
+    assert_eq!(class_of(usize::MAX - 3), usize::MAX);
+    assert_eq!(class_floor(4095), 0);
+    assert_eq!(class_floor(5000), 4096);
+    assert_eq!(class_floor(3 * MIB + 5), 3 * MIB);
+    let mut x = 1usize;
+    while x < 1 << 40 {
+        for v in [x - 1, x, x + 1, x + x / 3] {
+            let c = class_of(v);
+            assert!(c >= v && c % 4096 == 0 && class_of(c) == c, "{v} -> {c}");
+            let f = class_floor(v);
+            assert!(f <= v && class_of(f) == f, "floor {v} -> {f}");
+            assert!(class_of(v + 1) >= c, "not monotone at {v}");
+        }
+        x = x * 3 / 2 + 1;
+    }
+}
+
+#[test]
+fn pool_reuses_buffers_across_readers_on_one_thread() {
+    let dir = scratch();
+    let data = content(8 * MIB, 21);
+    let other = content(8 * MIB, 22);
+    let path = write_file(dir.path(), "pool.sst", &data);
+    let path2 = write_file(dir.path(), "pool2.sst", &other);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            pool::clear();
+            let files = |p: &PathBuf| {
+                vec![FileSpec {
+                    path: p.clone(),
+                    direct,
+                }]
+            };
+            // 4 streams, 3 deep, 200 KB chunks: 12 buffers of the 256 KiB class.
+            let streams = fixed_plans(4, 8, 200_000, 200_000, 0);
+            let f0 = pool::fresh_allocations();
+            let mut r =
+                Reader::new(files(&path), streams.clone(), cfg(16 * MIB, 3, backend)).unwrap();
+            drain_and_check(&mut r, &streams, &[&data]);
+            // io_uring reads ahead into every slot; pread reuses the one buffer a recycled
+            // chunk gives back, so it needs one per stream.
+            let k = if r.backend_name() == "io_uring" {
+                12
+            } else {
+                4
+            };
+            assert_eq!(pool::fresh_allocations() - f0, k as u64);
+            assert_eq!(held(&r), (k << 18, 12 << 18));
+            drop(r);
+            assert_eq!(pool::pooled(), (k, k << 18));
+
+            // Different chunk lengths and offsets (odd ones for O_DIRECT slack) in the same
+            // class, another file, short reads: nothing new is allocated, and only fresh bytes
+            // are ever visible through a Chunk.
+            let streams = fixed_plans(4, 8, 230_001, 240_000, 4095);
+            let mut c = cfg(16 * MIB, 3, backend);
+            c.fault = Some(FaultSpec {
+                short_reads: true,
+                ..FaultSpec::default()
+            });
+            let f1 = pool::fresh_allocations();
+            let mut r = Reader::new(files(&path2), streams.clone(), c).unwrap();
+            drain_and_check(&mut r, &streams, &[&other]);
+            assert_eq!(pool::fresh_allocations(), f1, "second Reader allocated");
+            assert_eq!(pool::pooled(), (0, 0));
+            drop(r);
+            assert_eq!(pool::pooled(), (k, k << 18));
+
+            // A read past the end of the file on a pooled (stale) buffer fails, it does not
+            // hand out the old bytes.
+            let plans = vec![vec![ChunkPlan {
+                file: 0,
+                offset: (other.len() - 1000) as u64,
+                len: 200_000,
+            }]];
+            let mut r = Reader::new(files(&path2), plans, cfg(16 * MIB, 3, backend)).unwrap();
+            match r.next_chunk(0) {
+                Err(Error::Corruption(m)) => assert!(m.contains("truncated"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+            drop(r);
+            assert_eq!(pool::fresh_allocations(), f1);
+
+            // A chunk the caller keeps is freed by the caller, not pooled by the Reader.
+            let streams = fixed_plans(2, 4, 200_000, 200_000, 0);
+            let mut r = Reader::new(files(&path), streams, cfg(16 * MIB, 2, backend)).unwrap();
+            let kept = r.next_chunk(0).unwrap().unwrap();
+            drop(r);
+            assert_eq!(pool::pooled(), (k - 1, (k - 1) << 18));
+            assert_eq!(pool::fresh_allocations(), f1);
+            assert_eq!(kept.bytes(), &data[..200_000]);
+            drop(kept);
+            assert_eq!(pool::pooled(), (k - 1, (k - 1) << 18));
+        }
+    }
+    pool::clear();
+}
+
+#[test]
+fn pool_cap_is_respected() {
+    use pool::{give, pooled, take, POOL_CAP};
+    pool::clear();
+    let small = take(256 << 10).unwrap();
+    give(small);
+    let bufs: Vec<_> = (0..POOL_CAP / (4 * MIB) + 4)
+        .map(|_| take(4 * MIB).unwrap())
+        .collect();
+    for b in bufs {
+        give(b);
+        assert!(pooled().1 <= POOL_CAP);
+    }
+    // Full of 4 MiB buffers; the oldest (the small one) was evicted first.
+    assert_eq!(pooled(), (POOL_CAP / (4 * MIB), POOL_CAP));
+    let f = pool::fresh_allocations();
+    drop(take(256 << 10).unwrap());
+    assert_eq!(pool::fresh_allocations(), f + 1);
+    // Larger than the whole cap: freed, and the pool keeps what it has.
+    give(AlignedBuf::new(POOL_CAP + (256 << 10)).unwrap());
+    assert_eq!(pooled(), (POOL_CAP / (4 * MIB), POOL_CAP));
+    // A Reader drop never pushes the pool over the cap either (evicting as it goes).
+    let dir = scratch();
+    let data = content(4 * MIB, 23);
+    let path = write_file(dir.path(), "cap.sst", &data);
+    let streams = fixed_plans(4, 4, 250_000, 250_000, 0);
+    let files = vec![FileSpec {
+        path,
+        direct: false,
+    }];
+    let mut r = Reader::new(files, streams.clone(), cfg(8 * MIB, 2, Backend::Auto)).unwrap();
+    drain_and_check(&mut r, &streams, &[&data]);
+    // 8 buffers of 256 KiB with io_uring, 4 with pread (one per stream).
+    let k = held(&r).0 >> 18;
+    assert!(k == 8 || (k == 4 && r.backend_name() == "pread"), "{k}");
+    drop(r);
+    // They evicted one 4 MiB buffer (the oldest) to make room.
+    let (n, bytes) = pooled();
+    assert!(bytes <= POOL_CAP);
+    assert_eq!(bytes, POOL_CAP - 4 * MIB + k * (256 << 10));
+    assert_eq!(n, POOL_CAP / (4 * MIB) - 1 + k);
+    pool::clear();
+}
+
+#[test]
+fn pool_is_per_thread() {
+    let dir = scratch();
+    let data = content(4 * MIB, 24);
+    let path = write_file(dir.path(), "thread.sst", &data);
+    let streams = fixed_plans(3, 4, 300_000, 300_000, 0);
+    let run = {
+        let path = path.clone();
+        let streams = streams.clone();
+        let data = data.clone();
+        move || {
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct: false,
+            }];
+            let mut r =
+                Reader::new(files, streams.clone(), cfg(16 * MIB, 2, Backend::Auto)).unwrap();
+            drain_and_check(&mut r, &streams, &[&data]);
+            // Buffers used: 6 with io_uring, 3 with pread (one per stream).
+            held(&r).0 >> 19
+        }
+    };
+    pool::clear();
+    let k = run();
+    assert!(k == 6 || k == 3, "{k}");
+    // The buffers (512 KiB class) stay with this thread.
+    assert_eq!(pool::pooled(), (k, k << 19));
+    let f = pool::fresh_allocations();
+    let (fresh, before, after, k2) = std::thread::spawn({
+        let run = run.clone();
+        move || {
+            let before = pool::pooled();
+            let f0 = pool::fresh_allocations();
+            let k = run();
+            (pool::fresh_allocations() - f0, before, pool::pooled(), k)
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(before, (0, 0), "a new thread starts with an empty pool");
+    assert_eq!(k2, k);
+    assert_eq!(
+        fresh, k as u64,
+        "the other thread allocated its own buffers"
+    );
+    assert_eq!(after, (k, k << 19));
+    // This thread's pool is untouched, and still serves the next Reader here.
+    assert_eq!(pool::pooled(), (k, k << 19));
+    assert_eq!(run(), k);
+    assert_eq!(pool::fresh_allocations(), f);
+    pool::clear();
+}
+
+#[test]
+fn budget_counts_rounded_buffers() {
+    let dir = scratch();
+    let data = content(16 * MIB, 25);
+    let path = write_file(dir.path(), "rounded.sst", &data);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    for round in 0..24 {
+        let direct = round % 2 == 1;
+        // Up to 13 MiB: even one stream one deep plans inside the 16 MiB file.
+        let budget = MIB + next() % (12 * MIB);
+        let n = 1 + next() % 9;
+        let depth = 1 + next() % 3;
+        let max = Reader::max_chunk_len(budget, n, depth, direct);
+        if max == 0 {
+            continue;
+        }
+        // Worst offsets and lengths at the limit: accepted at full depth, within the budget.
+        let lead = if direct { 4095 } else { 1 };
+        let streams: Vec<Vec<ChunkPlan>> = (0..n)
+            .map(|s| {
+                (0..depth + 1)
+                    .map(|i| ChunkPlan {
+                        file: 0,
+                        offset: (((s + i) * max) % (data.len() - max - 8192)) as u64 / 4096 * 4096
+                            + lead,
+                        len: max,
+                    })
+                    .collect()
+            })
+            .collect();
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }];
+        let mut r = Reader::new(files, streams.clone(), cfg(budget, depth, Backend::Auto))
+            .unwrap_or_else(|e| panic!("budget {budget} n {n} depth {depth} max {max}: {e}"));
+        assert_eq!(r.slots.len(), n * depth, "depth lowered");
+        drain_and_check(&mut r, &streams, &[&data]);
+        let (bytes, planned) = held(&r);
+        assert!(planned <= budget, "{planned} > {budget}");
+        assert!(bytes <= budget, "{bytes} > {budget}");
+        // A bigger budget-filling mix: depth is lowered rather than going over.
+        let streams: Vec<Vec<ChunkPlan>> = (0..n)
+            .map(|s| {
+                vec![
+                    ChunkPlan {
+                        file: 0,
+                        offset: (s * 4096) as u64 + lead,
+                        len: max + 1 + next() % 8192,
+                    };
+                    depth + 1
+                ]
+            })
+            .collect();
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct,
+        }];
+        if let Ok(mut r) = Reader::new(files, streams.clone(), cfg(budget, depth, Backend::Auto)) {
+            drain_and_check(&mut r, &streams, &[&data]);
+            let (bytes, planned) = held(&r);
+            assert!(
+                planned <= budget && bytes <= budget,
+                "{planned}/{bytes} > {budget}"
+            );
+        }
+    }
+    pool::clear();
+}
