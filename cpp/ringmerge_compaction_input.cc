@@ -144,6 +144,8 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
     iiter->SeekToFirst();
   }
   const Comparator* ucmp = cfd->user_comparator();
+  // One allocation for the whole index (it grows one block at a time otherwise).
+  out->block_handles.reserve(2 * props->num_data_blocks);
   for (; iiter->Valid(); iiter->Next()) {
     const BlockHandle& h = iiter->value().handle;
     out->block_handles.push_back(h.offset());

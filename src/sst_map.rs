@@ -28,21 +28,25 @@ pub struct SortedRun {
     pub files: Vec<InputFile>,
 }
 
-/// Where one block sits: in which chunk of its run, and at which byte of that chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockSlot {
-    /// Index into [`SstMap::files`].
-    pub file: usize,
-    pub handle: BlockHandle,
-    /// Offset of the block's first byte inside its chunk.
-    pub offset_in_chunk: usize,
-}
-
-/// One coalesced read and the blocks it carries.
+/// One coalesced read and the blocks it carries: a contiguous range of one file's blocks, so a
+/// chunk costs a few words however many blocks it holds (a 1 GB compaction has ~250k blocks).
 #[derive(Clone, Debug)]
 pub struct PlannedChunk {
     pub plan: ChunkPlan,
-    pub blocks: Vec<BlockSlot>,
+    /// The chunk's blocks are `files[plan.file].blocks[first_block..first_block + num_blocks]`.
+    pub first_block: usize,
+    pub num_blocks: usize,
+}
+
+impl PlannedChunk {
+    /// The `i`-th block of the chunk and the offset of its first byte inside the chunk.
+    pub fn block(&self, map: &SstMap, i: usize) -> Option<(BlockHandle, usize)> {
+        if i >= self.num_blocks {
+            return None;
+        }
+        let handle = *map.files[self.plan.file].blocks.get(self.first_block + i)?;
+        Some((handle, (handle.offset - self.plan.offset) as usize))
+    }
 }
 
 /// The whole compaction's read plan.
@@ -57,14 +61,14 @@ impl SstMap {
     /// Plans reads of at most `max_chunk` bytes, merging blocks that are adjacent in their file
     /// (RocksDB writes data blocks back to back, each followed by its 5-byte trailer).
     pub fn build(runs: Vec<SortedRun>, max_chunk: usize) -> Result<SstMap> {
-        let mut files = Vec::new();
+        let mut files = Vec::with_capacity(runs.iter().map(|r| r.files.len()).sum());
         let mut planned = Vec::with_capacity(runs.len());
         for run in runs {
             let mut chunks: Vec<PlannedChunk> = Vec::new();
             for file in run.files {
                 let file_index = files.len();
                 let mut current: Option<PlannedChunk> = None;
-                for handle in &file.blocks {
+                for (block_index, handle) in file.blocks.iter().enumerate() {
                     let span = block_span(handle, &file)?;
                     if span > max_chunk {
                         return Err(Error::not_supported(format!(
@@ -85,15 +89,12 @@ impl SstMap {
                                 offset: handle.offset,
                                 len: 0,
                             },
-                            blocks: Vec::new(),
+                            first_block: block_index,
+                            num_blocks: 0,
                         });
                     }
                     let chunk = current.as_mut().expect("a chunk was just opened");
-                    chunk.blocks.push(BlockSlot {
-                        file: file_index,
-                        handle: *handle,
-                        offset_in_chunk: chunk.plan.len,
-                    });
+                    chunk.num_blocks += 1;
                     chunk.plan.len += span;
                 }
                 chunks.extend(current.take());
@@ -190,8 +191,9 @@ mod tests {
         let chunks = &map.runs[0];
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks[0].plan.len, 210);
-        assert_eq!(chunks[0].blocks.len(), 2);
-        assert_eq!(chunks[0].blocks[1].offset_in_chunk, 105);
+        assert_eq!(chunks[0].num_blocks, 2);
+        assert_eq!(chunks[0].block(&map, 1).unwrap().1, 105);
+        assert!(chunks[0].block(&map, 2).is_none());
         assert_eq!(chunks[1].plan.offset, 210);
         assert_eq!(chunks[2].plan.file, 1);
         assert_eq!(map.num_blocks(), 4);

@@ -139,21 +139,21 @@ impl RunCursor {
     /// Verifies and opens the next block of the current chunk; false when the chunk has no more.
     fn open_next_block(&mut self, map: &SstMap) -> Result<bool> {
         let planned: &PlannedChunk = &map.runs[self.run][self.chunk_index];
-        let Some(slot) = planned.blocks.get(self.next_block) else {
+        let Some((handle, offset_in_chunk)) = planned.block(map, self.next_block) else {
             return Ok(false);
         };
         let chunk = self.chunk.as_ref().expect("open_next_block needs a chunk");
-        let file = &map.files[slot.file];
-        let span = slot.handle.size as usize + crate::block::BLOCK_TRAILER_SIZE;
+        let file = &map.files[planned.plan.file];
+        let span = handle.size as usize + crate::block::BLOCK_TRAILER_SIZE;
         let raw = chunk
             .bytes()
-            .get(slot.offset_in_chunk..slot.offset_in_chunk + span)
+            .get(offset_in_chunk..offset_in_chunk + span)
             .ok_or_else(|| Error::corruption("block outside its chunk"))?;
         let (payload, compression) = verify_block(
             raw,
             file.checksum_type,
             file.base_context_checksum,
-            slot.handle.offset,
+            handle.offset,
         )
         .map_err(|e| match e {
             Error::Corruption(m) => Error::corruption(format!("{m} in {}", file.path.display())),
@@ -164,11 +164,11 @@ impl RunCursor {
             // block here means the metadata lied, which stock would also fail on.
             return Err(Error::corruption(format!(
                 "unexpected compressed block (type {compression}) at offset {} in {}",
-                slot.handle.offset,
+                handle.offset,
                 file.path.display()
             )));
         }
-        let start = slot.offset_in_chunk;
+        let start = offset_in_chunk;
         self.payload = (start, start + payload.len());
         self.block.reset(payload)?;
         self.next_block += 1;
