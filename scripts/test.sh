@@ -23,3 +23,5 @@ step "cargo clippy -- -D warnings"
 cargo clippy --release --all-targets --quiet -- -D warnings
 step "cargo test"
 cargo test --release -- --test-threads=2
+step "fuzz the block decoders (short run; scripts/fuzz.sh N for a long one)"
+scripts/fuzz.sh 15
