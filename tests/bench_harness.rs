@@ -108,3 +108,64 @@ fn bench_pipeline_produces_complete_results() {
         }
     }
 }
+
+#[test]
+fn workloads_pipeline_produces_complete_results() {
+    let db_bench = root().join("target/rocksdb/bin/db_bench");
+    assert!(
+        db_bench.exists(),
+        "run scripts/build-rocksdb.sh first (the README's test command does)"
+    );
+    let out_dir = root().join("target/bench-test-workloads");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(root().join("scripts/bench-workloads.sh"))
+        .arg("--db-bench")
+        .arg(&db_bench)
+        .args(["--quick", "--suites", "fill", "--mbc", "1", "--no-chart"])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run bench-workloads.sh");
+    assert!(
+        out.status.success(),
+        "bench-workloads.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("workloads.json")).unwrap())
+            .unwrap();
+    assert!(out_dir.join("workloads.md").exists());
+    let summary = results["summary"].as_array().expect("summary rows");
+    assert!(!summary.is_empty());
+    for r in summary {
+        let variant = r["variant"].as_str().unwrap();
+        let stock = summary
+            .iter()
+            .find(|s| s["case"] == r["case"] && s["mode"] == r["mode"] && s["variant"] == "stock")
+            .expect("a stock row for every case");
+        for field in [
+            "ops_per_s",
+            "p99_write_us",
+            "compaction_wall_s",
+            "compactions",
+        ] {
+            assert!(num(r, &[field, "median"]) > 0.0, "{field}: {r}");
+        }
+        let expect = num(r, &["ops_per_s", "median"]) / num(stock, &["ops_per_s", "median"]);
+        let got = num(r, &["ratio_to_stock", "ops_per_s"]);
+        assert!(
+            (got - expect).abs() < 0.01 * expect + 0.006,
+            "ops ratio {got} != {expect}"
+        );
+        if variant == "stock" {
+            assert_eq!(num(r, &["ringmerge_accelerated"]), 0.0);
+        } else {
+            assert!(
+                num(r, &["ringmerge_accelerated"]) >= 1.0,
+                "nothing accelerated: {r}"
+            );
+            assert_eq!(num(r, &["ringmerge_fallback"]), 0.0);
+        }
+    }
+}
