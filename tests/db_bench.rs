@@ -72,10 +72,22 @@ fn fillrandom(mode: &str, direct: bool) -> Run {
 
 fn check(direct: bool) {
     let native = fillrandom("native", direct);
-    let accelerated = native
+    // A compaction still running when db_bench closes the DB ends with ShutdownInProgress, as
+    // stock's would; every other accelerated subcompaction must have succeeded.
+    let accelerated_lines: Vec<_> = native
         .log
         .lines()
         .filter(|l| l.contains("ringmerge: accelerated"))
+        .collect();
+    for l in &accelerated_lines {
+        assert!(
+            l.contains("status=OK") || l.contains("status=Shutdown in progress"),
+            "{l}"
+        );
+    }
+    let accelerated_ok = accelerated_lines
+        .iter()
+        .filter(|l| l.contains("status=OK"))
         .count();
     let fallbacks: Vec<_> = native
         .log
@@ -94,16 +106,9 @@ fn check(direct: bool) {
     );
     assert!(fallbacks.is_empty(), "fallbacks: {fallbacks:?}");
     assert!(
-        accelerated >= compactions,
-        "{accelerated} accelerated subcompactions for {compactions} compactions"
+        accelerated_ok >= compactions,
+        "{accelerated_ok} accelerated subcompactions for {compactions} finished compactions"
     );
-    for l in native
-        .log
-        .lines()
-        .filter(|l| l.contains("ringmerge: accelerated"))
-    {
-        assert!(l.contains("status=OK"), "{l}");
-    }
     assert!(
         native.log.contains("\"ringmerge_path\": \"accelerated\""),
         "compaction_finished events lack the ringmerge fields"
