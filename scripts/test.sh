@@ -22,6 +22,15 @@ cargo fmt --check
 step "cargo clippy -- -D warnings"
 cargo clippy --release --all-targets --quiet -- -D warnings
 step "cargo test"
-cargo test --release -- --test-threads=2
+# --lib --tests: the crate has no doc tests, whose empty "0 passed" summary would close the run.
+log=$(mktemp)
+cargo test --release --lib --tests -- --test-threads=2 2>&1 | tee "$log"
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
 step "fuzz the block decoders (short run; scripts/fuzz.sh N for a long one)"
 scripts/fuzz.sh 15
+
+step "summary"
+echo "cargo tests and fuzz smoke run done"
+echo "${passed} passed, ${failed} failed"
