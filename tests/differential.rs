@@ -311,6 +311,32 @@ fn newest_sst(db: &Path) -> PathBuf {
     ssts.pop().expect("an sst file")
 }
 
+/// Builds (with stock RocksDB) the DB the fault tests damage: L0 files over L1, not compacted,
+/// and the file of every key's expected value for `verify`.
+fn build_fault_db(db: &str, expect: &str) {
+    let out = driver_cmd(
+        "off",
+        &[
+            "build",
+            "--db",
+            db,
+            "--expect",
+            expect,
+            "--l0-files",
+            "4",
+            "--base-levels",
+            "1",
+            "--keys-per-file",
+            "3000",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn flipped_byte_fails_with_corruption_like_stock() {
     let dir = scratch("corruption");
@@ -319,22 +345,7 @@ fn flipped_byte_fails_with_corruption_like_stock() {
         let db = dir.join(format!("db-{mode}"));
         let expect = dir.join(format!("expect-{mode}.txt"));
         let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
-        let common = [
-            "--l0-files",
-            "4",
-            "--base-levels",
-            "1",
-            "--keys-per-file",
-            "3000",
-        ];
-        let mut build = vec!["build", "--db", db_s, "--expect", expect_s];
-        build.extend_from_slice(&common);
-        let out = driver_cmd("off", &build);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_fault_db(db_s, expect_s);
 
         // Flip one byte in the middle of a data block of the newest L0 file: the merge meets
         // it mid-stream, after output files were already opened.
@@ -497,27 +508,7 @@ fn read_error_mid_compaction_fails_with_ioerror_and_loses_nothing() {
     let db = dir.join("db");
     let expect = dir.join("expect.txt");
     let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
-    let out = driver_cmd(
-        "off",
-        &[
-            "build",
-            "--db",
-            db_s,
-            "--expect",
-            expect_s,
-            "--l0-files",
-            "4",
-            "--base-levels",
-            "1",
-            "--keys-per-file",
-            "3000",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_fault_db(db_s, expect_s);
 
     // TEST HOOK (a real disk error cannot be produced on demand here): reads of the newest
     // L0 file from a third of its length on fail with EIO. A 1 MiB budget keeps chunks small,

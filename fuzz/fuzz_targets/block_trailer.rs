@@ -13,14 +13,6 @@ use libfuzzer_sys::fuzz_target;
 use ringmerge::block::checksum::{compute, context_modifier, verify_block, ChecksumType};
 use ringmerge::block::BLOCK_TRAILER_SIZE;
 
-const ALL: [ChecksumType; 5] = [
-    ChecksumType::NoChecksum,
-    ChecksumType::Crc32c,
-    ChecksumType::XxHash,
-    ChecksumType::XxHash64,
-    ChecksumType::Xxh3,
-];
-
 fuzz_target!(|data: &[u8]| {
     let mut hdr = [0u8; 12];
     let n = data.len().min(12);
@@ -29,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let offset = u64::from_le_bytes(hdr[4..12].try_into().unwrap());
     let block = &data[n..];
 
-    for ct in ALL {
+    for ct in ChecksumType::ALL {
         for (b, o) in [(base, offset), (0, offset), (base, 0)] {
             match verify_block(block, ct, b, o) {
                 Ok((payload, type_byte)) => {

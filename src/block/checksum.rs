@@ -25,6 +25,15 @@ pub enum ChecksumType {
 }
 
 impl ChecksumType {
+    /// Every type RocksDB 10.1.3 can write.
+    pub const ALL: [ChecksumType; 5] = [
+        ChecksumType::NoChecksum,
+        ChecksumType::Crc32c,
+        ChecksumType::XxHash,
+        ChecksumType::XxHash64,
+        ChecksumType::Xxh3,
+    ];
+
     /// Maps the footer's checksum-type byte; anything outside 0..=4 is corruption, as in
     /// `Footer::DecodeFrom` (`IsSupportedChecksumType`).
     pub fn from_u8(v: u8) -> Result<Self> {
@@ -155,14 +164,6 @@ mod tests {
     use super::*;
     use crate::block::testutil::add_trailer;
 
-    const ALL: [ChecksumType; 5] = [
-        ChecksumType::NoChecksum,
-        ChecksumType::Crc32c,
-        ChecksumType::XxHash,
-        ChecksumType::XxHash64,
-        ChecksumType::Xxh3,
-    ];
-
     /// `ChecksumAsString` from table_test.cc: the little-endian bytes of the checksum in hex.
     fn as_hex(v: u32) -> String {
         v.to_le_bytes().iter().map(|b| format!("{b:02X}")).collect()
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn from_u8() {
-        for t in ALL {
+        for t in ChecksumType::ALL {
             assert_eq!(ChecksumType::from_u8(t as u8).unwrap(), t);
         }
         assert!(matches!(
@@ -261,7 +262,7 @@ mod tests {
     #[test]
     fn verify_round_trip_every_type() {
         let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
-        for t in ALL {
+        for t in ChecksumType::ALL {
             for (base, offset) in [(0u32, 0u64), (0x9e37_79b9, 4096), (7, 1 << 40)] {
                 let blk = add_trailer(&payload, 1, t, base, offset);
                 let (p, ct) = verify_block(&blk, t, base, offset).unwrap();
@@ -278,7 +279,7 @@ mod tests {
     #[test]
     fn every_single_byte_flip_fails() {
         let payload: Vec<u8> = (0..64u8).collect();
-        for t in ALL {
+        for t in ChecksumType::ALL {
             let blk = add_trailer(&payload, 0, t, 0x5555_aaaa, 777);
             // NoChecksum only protects the stored value itself.
             let range = if t == ChecksumType::NoChecksum {
@@ -324,7 +325,7 @@ mod tests {
 
     #[test]
     fn too_short() {
-        for t in ALL {
+        for t in ChecksumType::ALL {
             for n in 0..BLOCK_TRAILER_SIZE {
                 assert!(matches!(
                     verify_block(&vec![0u8; n], t, 0, 0),

@@ -199,14 +199,6 @@ mod tests {
     use crate::block::testutil::{build_footer, Rng};
     use crate::block::varint::put_fixed64;
 
-    const ALL: [ChecksumType; 5] = [
-        ChecksumType::NoChecksum,
-        ChecksumType::Crc32c,
-        ChecksumType::XxHash,
-        ChecksumType::XxHash64,
-        ChecksumType::Xxh3,
-    ];
-
     fn h(offset: u64, size: u64) -> BlockHandle {
         BlockHandle { offset, size }
     }
@@ -214,7 +206,7 @@ mod tests {
     #[test]
     fn fv2_to_5_round_trip() {
         for fv in 2..=5 {
-            for t in ALL {
+            for t in ChecksumType::ALL {
                 let file_size = 1_000_000u64;
                 let meta = h(900_000, 1234);
                 let idx = h(123_456_789_012, 99_999);
@@ -240,7 +232,7 @@ mod tests {
 
     #[test]
     fn fv6_round_trip_and_flips() {
-        for t in ALL {
+        for t in ChecksumType::ALL {
             let file_size = 77_777u64;
             let footer_offset = file_size - 53;
             let meta = h(footer_offset - 5 - 321, 321);
