@@ -547,12 +547,14 @@ def fmt_num(x: float) -> str:
     return f"{x:.0f}"
 
 
-def cell(s: dict, key: str, fmt, unit: str = "") -> str:
+def cell(s: dict, key: str, fmt, unit: str = "", mark: str = "",
+         hide_equal_range: bool = False) -> str:
+    """median [min-max] (ratio to stock); `mark` flags a figure from another source."""
     if key not in s:
         return "n/a"
     st = s[key]
-    txt = f"{fmt(st['median'])}{unit}"
-    if st["n"] > 1:
+    txt = f"{fmt(st['median'])}{unit}{mark}"
+    if st["n"] > 1 and not (hide_equal_range and st["min"] == st["max"]):
         txt += f" [{fmt(st['min'])}-{fmt(st['max'])}]"
     r = s.get("ratio_to_stock", {}).get(key)
     if r is not None and s["variant"] != "stock":

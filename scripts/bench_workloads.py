@@ -379,18 +379,9 @@ def summarize(runs: list[dict], cases: list[dict], modes: list[str], variants: l
 
 
 def cell(s: dict, key: str, fmt) -> str:
-    if key not in s:
-        return "n/a"
-    st = s[key]
-    txt = fmt(st["median"])
-    if key == "p99_write_us" and s.get("write_latency_source") == ["stats"]:
-        txt += "*"
-    if st["n"] > 1 and st["min"] != st["max"]:
-        txt += f" [{fmt(st['min'])}-{fmt(st['max'])}]"
-    r = s.get("ratio_to_stock", {}).get(key)
-    if r is not None and s["variant"] != "stock":
-        txt += f" ({r:.2f}x)"
-    return txt
+    # A write p99 taken from statistics (readwhilewriting) is marked "*".
+    from_stats = key == "p99_write_us" and s.get("write_latency_source") == ["stats"]
+    return bc.cell(s, key, fmt, mark="*" if from_stats else "", hide_equal_range=True)
 
 
 def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -243,6 +243,13 @@ impl CompactionMerge {
         ffi::MergeStatus { code, message }
     }
 
+    /// The session for read-only queries (batch slices, figures): still readable after a merge
+    /// error, so the LOG line can report how far it got, but not after a caught panic.
+    fn readable(&self) -> Option<&MergeSession> {
+        self.session.as_ref().filter(|_| self.internal.is_none())
+    }
+
+    /// The session for advancing: only while neither an error nor a panic happened.
     fn live_session(&mut self) -> Option<&mut MergeSession> {
         if self.error.is_some() || self.internal.is_some() {
             return None;
@@ -268,31 +275,27 @@ impl CompactionMerge {
     }
 
     fn batch_data(&self) -> &[u8] {
-        match &self.session {
-            Some(s) if self.internal.is_none() => &s.batch().data,
-            _ => &[],
-        }
+        self.readable().map_or(&[], |s| &s.batch().data)
     }
 
     fn batch_index(&self) -> &[u32] {
-        match &self.session {
-            Some(s) if self.internal.is_none() => &s.batch().index,
-            _ => &[],
-        }
+        self.readable().map_or(&[], |s| &s.batch().index)
     }
 
     fn take_bytes_read(&mut self) -> u64 {
-        match &mut self.session {
-            Some(s) if self.internal.is_none() => s.take_bytes_read(),
-            _ => 0,
+        if self.internal.is_some() {
+            return 0;
         }
+        self.session
+            .as_mut()
+            .map_or(0, MergeSession::take_bytes_read)
     }
 
     fn summary(&self) -> ffi::MergeSummary {
-        let s = match &self.session {
-            Some(s) if self.internal.is_none() => s.summary(),
-            _ => Default::default(),
-        };
+        let s = self
+            .readable()
+            .map(MergeSession::summary)
+            .unwrap_or_default();
         ffi::MergeSummary {
             backend: s.backend.to_owned(),
             io_uring_fallback_reason: s.fallback_reason.unwrap_or_default(),

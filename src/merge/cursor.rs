@@ -30,8 +30,6 @@ pub struct RunCursor {
     /// The current entry's trailer (seq << 8 | type), cached for comparisons.
     packed: u64,
     valid: bool,
-    /// Entries decoded, including those clipped away (the stock path reads those too).
-    pub entries_decoded: u64,
     pub blocks_decoded: u64,
 }
 
@@ -46,7 +44,6 @@ impl RunCursor {
             block: DataBlockCursor::new(),
             packed: 0,
             valid: false,
-            entries_decoded: 0,
             blocks_decoded: 0,
         }
     }
@@ -103,7 +100,6 @@ impl RunCursor {
                 // Borrow the fields apart: the payload lives in `chunk`, the cursor in `block`.
                 let payload = &chunk.bytes()[self.payload.0..self.payload.1];
                 if self.block.next(payload)? {
-                    self.entries_decoded += 1;
                     let (user_key, packed) = split_internal_key(self.block.key())?;
                     if let Some(end) = &bounds.end {
                         if user_key >= end.as_slice() {
