@@ -48,6 +48,11 @@ else
 fi
 
 root="$CACHE/rocksdb-10.1.3-$key"
+# One build per tree at a time: clones (worktrees, CI) share the tree of the same patch, and the
+# glue source and Rust library it compiles in come from whichever clone runs this script.
+mkdir -p "$CACHE"
+exec 9>"$root.lock"
+flock 9
 src="$root/src"
 bld="$root/build"
 if [ ! -f "$src/.ringmerge-ready" ]; then
