@@ -90,4 +90,6 @@ done
 cp -f "$bld/librocksdb.a" "$out/../librocksdb.a" 2>/dev/null || true
 log "binaries in $out: ${targets[*]}"
 # Keep the three most recent patched trees: older patch versions are only ccache's business now.
-ls -dt "$CACHE"/rocksdb-10.1.3-* 2>/dev/null | grep -v -- '-stock$' | tail -n +4 | xargs -r rm -rf
+# Only patched Release trees (directories) count; the stock tree and test-suite trees stay.
+ls -dt "$CACHE"/rocksdb-10.1.3-*/ 2>/dev/null | grep -Ev -- '-(stock|tests-[0-9a-f]+)/$' |
+  tail -n +4 | xargs -r rm -rf
