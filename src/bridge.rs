@@ -7,8 +7,9 @@
 
 use crate::block::checksum::ChecksumType;
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSpec, MergeSession, DEFAULT_MEMORY_BUDGET};
+use crate::compaction::{CompactionSpec, MergeChoice, MergeSession, DEFAULT_MEMORY_BUDGET};
 use crate::error::Error;
+use crate::merge::bpf::Selection;
 use crate::merge::cursor::Bounds;
 use crate::reader::Backend;
 use crate::sst_map::{InputFile, SortedRun};
@@ -45,6 +46,8 @@ mod ffi {
         use_direct_reads: bool,
         /// Bytes of read buffers this compaction may hold; 0 means the default (64 MiB).
         memory_budget: u64,
+        /// Merge in the BPF program (`Mode::Bpf`), natively if it cannot be loaded.
+        merge_in_bpf: bool,
     }
 
     enum StatusCode {
@@ -66,6 +69,9 @@ mod ffi {
         Off,
         /// ringmerge reads and merges natively in Rust.
         Native,
+        /// ringmerge reads in Rust and merges in its eBPF program (native where BPF is
+        /// unavailable, with the reason logged).
+        Bpf,
     }
 
     struct Settings {
@@ -89,6 +95,12 @@ mod ffi {
         short_reads: u64,
         wait_micros: u64,
         merge_micros: u64,
+        /// "native", "bpf-linear" or "bpf-heap".
+        merge_engine: String,
+        /// Why `Mode::Bpf` merged natively; empty otherwise.
+        bpf_unavailable: String,
+        /// BPF program runs (one test_run syscall each).
+        bpf_calls: u64,
     }
 
     extern "Rust" {
@@ -134,8 +146,9 @@ fn settings_from_env() -> ffi::Settings {
     let mode = match std::env::var("RINGMERGE_MODE").as_deref() {
         Err(_) | Ok("") | Ok("native") => ffi::Mode::Native,
         Ok("off") => ffi::Mode::Off,
+        Ok("bpf") => ffi::Mode::Bpf,
         Ok(other) => {
-            warning = format!("RINGMERGE_MODE={other} is not one of off|native: running stock");
+            warning = format!("RINGMERGE_MODE={other} is not one of off|native|bpf: running stock");
             ffi::Mode::Off
         }
     };
@@ -187,6 +200,17 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
         Ok("pread") => Backend::Pread,
         _ => Backend::Auto,
     };
+    // RINGMERGE_BPF_SELECTION=linear|heap forces the BPF program's selection (benchmarks,
+    // tests); by default it follows the run count like the native merge.
+    let merge = if input.merge_in_bpf {
+        MergeChoice::Bpf(match std::env::var("RINGMERGE_BPF_SELECTION").as_deref() {
+            Ok("linear") => Some(Selection::Linear),
+            Ok("heap") => Some(Selection::Heap),
+            _ => None,
+        })
+    } else {
+        MergeChoice::Native
+    };
     Ok(CompactionSpec {
         runs,
         bounds: Bounds {
@@ -199,6 +223,7 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
             n => usize::try_from(n).unwrap_or(usize::MAX),
         },
         backend,
+        merge,
     })
 }
 
@@ -275,11 +300,11 @@ impl CompactionMerge {
     }
 
     fn batch_data(&self) -> &[u8] {
-        self.readable().map_or(&[], |s| &s.batch().data)
+        self.readable().map_or(&[], MergeSession::batch_data)
     }
 
     fn batch_index(&self) -> &[u32] {
-        self.readable().map_or(&[], |s| &s.batch().index)
+        self.readable().map_or(&[], MergeSession::batch_index)
     }
 
     fn take_bytes_read(&mut self) -> u64 {
@@ -309,6 +334,9 @@ impl CompactionMerge {
             short_reads: s.reader.short_reads,
             wait_micros: s.wait.as_micros() as u64,
             merge_micros: s.merge.as_micros() as u64,
+            merge_engine: s.merge_engine.to_owned(),
+            bpf_unavailable: s.bpf_unavailable.unwrap_or_default(),
+            bpf_calls: s.bpf_calls,
         }
     }
 }

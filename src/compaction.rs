@@ -7,9 +7,11 @@
 //! advanced its input (the same contract a block iterator gives when it crosses a block).
 
 use crate::error::{Error, Result};
+use crate::merge::bpf::session::BpfMerge;
+use crate::merge::bpf::{self, Selection};
 use crate::merge::cursor::Bounds;
-use crate::merge::Merger;
-use crate::reader::{Backend, Reader, ReaderConfig, ReaderStats};
+use crate::merge::{Merger, LINEAR_MAX};
+use crate::reader::{Backend, Memory, Reader, ReaderConfig, ReaderStats};
 use crate::sst_map::{SortedRun, SstMap};
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,15 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 /// Reads in flight per sorted run: one being merged, one or more landing.
 pub const DEPTH_PER_RUN: usize = 2;
 
+/// Which merge the session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeChoice {
+    Native,
+    /// The BPF program when it can be loaded (else native, with the reason in the summary);
+    /// the selection is chosen by run count unless forced.
+    Bpf(Option<Selection>),
+}
+
 #[derive(Clone, Debug)]
 pub struct CompactionSpec {
     pub runs: Vec<SortedRun>,
@@ -30,6 +41,7 @@ pub struct CompactionSpec {
     pub direct: bool,
     pub memory_budget: usize,
     pub backend: Backend,
+    pub merge: MergeChoice,
 }
 
 /// Entries of one batch: `data` holds each entry's internal key then its value; `index` holds
@@ -84,56 +96,25 @@ pub struct Summary {
     pub reader: ReaderStats,
     pub wait: Duration,
     pub merge: Duration,
+    /// "native", "bpf-linear" or "bpf-heap".
+    pub merge_engine: &'static str,
+    /// Why the BPF merge was asked for but not used.
+    pub bpf_unavailable: Option<String>,
+    /// BPF program runs (test_run calls); 0 for the native merge.
+    pub bpf_calls: u64,
 }
 
-pub struct MergeSession {
-    map: SstMap,
-    reader: Reader,
+/// The native merge with its double-buffered batches.
+struct NativeMerge {
     merger: Merger,
-    bounds: Bounds,
     batches: [Batch; 2],
     current: usize,
     done: bool,
     entries: u64,
-    bytes_read_reported: u64,
-    busy: Duration,
 }
 
-impl MergeSession {
-    /// Plans the reads, starts them, and positions every run on its first entry. Everything that
-    /// can make the accelerated path refuse a compaction happens here, before any output exists.
-    pub fn open(spec: CompactionSpec) -> Result<MergeSession> {
-        let t0 = Instant::now();
-        let nruns = spec.runs.len().max(1);
-        let chunk = Reader::max_chunk_len(spec.memory_budget, nruns, DEPTH_PER_RUN, spec.direct)
-            .min(MAX_CHUNK);
-        let map = SstMap::build(spec.runs, chunk)?;
-        let cfg = ReaderConfig {
-            memory_budget: spec.memory_budget,
-            depth_per_stream: DEPTH_PER_RUN,
-            backend: spec.backend,
-            ..ReaderConfig::default()
-        };
-        let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
-        let merger = Merger::new(&map, &mut reader, &spec.bounds)?;
-        Ok(MergeSession {
-            map,
-            reader,
-            merger,
-            bounds: spec.bounds,
-            batches: [Batch::default(), Batch::default()],
-            current: 0,
-            done: false,
-            entries: 0,
-            bytes_read_reported: 0,
-            busy: t0.elapsed(),
-        })
-    }
-
-    /// Fills the next batch; false once the merged stream is exhausted. The previous batch stays
-    /// readable until the call after this one.
-    pub fn next_batch(&mut self) -> Result<bool> {
-        let t0 = Instant::now();
+impl NativeMerge {
+    fn next_batch(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<bool> {
         self.current ^= 1;
         let batch = &mut self.batches[self.current];
         batch.clear();
@@ -144,15 +125,109 @@ impl MergeSession {
             };
             batch.push(c.key(), c.value())?;
             self.entries += 1;
-            self.merger
-                .next(&self.map, &mut self.reader, &self.bounds)?;
+            self.merger.next(map, reader, bounds)?;
         }
-        self.busy += t0.elapsed();
         Ok(!batch.is_empty())
     }
+}
 
-    pub fn batch(&self) -> &Batch {
-        &self.batches[self.current]
+enum Engine {
+    Native(NativeMerge),
+    Bpf(BpfMerge),
+}
+
+pub struct MergeSession {
+    // Field order is drop order: the engine's chunks go back before the reader closes.
+    engine: Engine,
+    reader: Reader,
+    map: SstMap,
+    bounds: Bounds,
+    bytes_read_reported: u64,
+    busy: Duration,
+    bpf_unavailable: Option<String>,
+}
+
+impl MergeSession {
+    /// Plans the reads, starts them, and positions every run on its first entry. Everything that
+    /// can make the accelerated path refuse a compaction happens here, before any output exists.
+    pub fn open(spec: CompactionSpec) -> Result<MergeSession> {
+        let t0 = Instant::now();
+        let nruns = spec.runs.len().max(1);
+        // The BPF merge needs its program loaded (once per process); without it, merge natively
+        // and say why.
+        let (bpf_engine, bpf_unavailable) = match spec.merge {
+            MergeChoice::Native => (None, None),
+            MergeChoice::Bpf(sel) => match bpf::engine() {
+                Ok(e) => (Some((e, sel)), None),
+                Err(why) => (None, Some(why.to_owned())),
+            },
+        };
+        let chunk = Reader::max_chunk_len(spec.memory_budget, nruns, DEPTH_PER_RUN, spec.direct)
+            .min(MAX_CHUNK);
+        let map = SstMap::build(spec.runs, chunk)?;
+        let cfg = ReaderConfig {
+            memory_budget: spec.memory_budget,
+            depth_per_stream: DEPTH_PER_RUN,
+            backend: spec.backend,
+            // The program reads the blocks where the reads land: in its arena.
+            memory: bpf_engine.map_or(Memory::Heap, |(e, _)| Memory::Arena(e.arena())),
+            ..ReaderConfig::default()
+        };
+        let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
+        let engine = match bpf_engine {
+            Some((e, sel)) => {
+                let sel = sel.unwrap_or(if map.runs.len() <= LINEAR_MAX {
+                    Selection::Linear
+                } else {
+                    Selection::Heap
+                });
+                Engine::Bpf(BpfMerge::new(e, sel, &map, &mut reader, &spec.bounds)?)
+            }
+            None => Engine::Native(NativeMerge {
+                merger: Merger::new(&map, &mut reader, &spec.bounds)?,
+                batches: [Batch::default(), Batch::default()],
+                current: 0,
+                done: false,
+                entries: 0,
+            }),
+        };
+        Ok(MergeSession {
+            engine,
+            reader,
+            map,
+            bounds: spec.bounds,
+            bytes_read_reported: 0,
+            busy: t0.elapsed(),
+            bpf_unavailable,
+        })
+    }
+
+    /// Fills the next batch; false once the merged stream is exhausted. The previous batch stays
+    /// readable until the call after this one.
+    pub fn next_batch(&mut self) -> Result<bool> {
+        let t0 = Instant::now();
+        let more = match &mut self.engine {
+            Engine::Native(n) => n.next_batch(&self.map, &mut self.reader, &self.bounds),
+            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader),
+        };
+        self.busy += t0.elapsed();
+        more
+    }
+
+    /// The current batch: each entry's internal key then value, back to back.
+    pub fn batch_data(&self) -> &[u8] {
+        match &self.engine {
+            Engine::Native(n) => &n.batches[n.current].data,
+            Engine::Bpf(b) => b.batch_data(),
+        }
+    }
+
+    /// Four u32 per entry: key offset, key length, value offset, value length in batch_data.
+    pub fn batch_index(&self) -> &[u32] {
+        match &self.engine {
+            Engine::Native(n) => &n.batches[n.current].index,
+            Engine::Bpf(b) => b.batch_index(),
+        }
     }
 
     /// Bytes read since the last call, for RocksDB's per-thread IOSTATS (`bytes_read`), which
@@ -172,16 +247,34 @@ impl MergeSession {
             fallback_reason: self.reader.fallback_reason().map(str::to_owned),
             runs: self.map.runs.len(),
             files: self.map.files.len(),
-            blocks: self
-                .merger
-                .cursors()
-                .iter()
-                .map(|c| c.blocks_decoded as usize)
-                .sum(),
-            entries: self.entries,
+            blocks: match &self.engine {
+                Engine::Native(n) => n
+                    .merger
+                    .cursors()
+                    .iter()
+                    .map(|c| c.blocks_decoded as usize)
+                    .sum(),
+                Engine::Bpf(b) => b.blocks as usize,
+            },
+            entries: match &self.engine {
+                Engine::Native(n) => n.entries,
+                Engine::Bpf(b) => b.entries(),
+            },
             reader,
             wait,
             merge: self.busy.saturating_sub(wait),
+            merge_engine: match &self.engine {
+                Engine::Native(_) => "native",
+                Engine::Bpf(b) => match b.selection() {
+                    Selection::Linear => "bpf-linear",
+                    Selection::Heap => "bpf-heap",
+                },
+            },
+            bpf_unavailable: self.bpf_unavailable.clone(),
+            bpf_calls: match &self.engine {
+                Engine::Native(_) => 0,
+                Engine::Bpf(b) => b.calls,
+            },
         }
     }
 }

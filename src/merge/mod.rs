@@ -7,6 +7,7 @@
 //! measured crossover on these machines is between 4 and 8 inputs
 //! (../shared/notes/bpf-and-io_uring-facts.md), so the heap takes over above [`LINEAR_MAX`].
 
+pub mod bpf;
 pub mod cursor;
 
 use crate::error::Result;

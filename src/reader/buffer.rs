@@ -3,8 +3,28 @@
 //! O_DIRECT needs the destination aligned to the device's logical block size; 4096 covers every
 //! device we meet, so every pool buffer uses it whether or not the file is opened O_DIRECT.
 
+use crate::merge::bpf::arena::Arena;
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
+
+/// Where a buffer's memory comes from.
+#[derive(Clone, Copy, Default)]
+pub enum Memory {
+    /// The process heap.
+    #[default]
+    Heap,
+    /// The BPF merge program's arena, so reads land where the program reads them.
+    Arena(&'static Arena),
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Memory::Heap => "Heap",
+            Memory::Arena(_) => "Arena",
+        })
+    }
+}
 
 /// Alignment of every pool buffer, and the unit O_DIRECT offsets and lengths are rounded to.
 pub const ALIGN: usize = 4096;
@@ -25,10 +45,12 @@ pub fn align_up(x: usize, a: usize) -> usize {
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
+    /// Set for arena memory, which goes back to the arena's allocator instead of the heap.
+    arena: Option<&'static Arena>,
 }
 
-// SAFETY: the buffer is uniquely owned heap memory with no thread affinity; whoever holds the
-// handle is the only one that can reach it from Rust.
+// SAFETY: the buffer is uniquely owned heap or arena memory with no thread affinity (the arena
+// allocator locks); whoever holds the handle is the only one that can reach it from Rust.
 unsafe impl Send for AlignedBuf {}
 
 impl AlignedBuf {
@@ -38,6 +60,7 @@ impl AlignedBuf {
             return Some(AlignedBuf {
                 ptr: NonNull::dangling(),
                 len: 0,
+                arena: None,
             });
         }
         let layout = Layout::from_size_align(len, ALIGN).ok()?;
@@ -46,7 +69,34 @@ impl AlignedBuf {
         // Only fresh memory is zeroed: buffers reused through the thread's pool keep the bytes of
         // earlier reads, which are initialised too (see `pool` for why no Chunk can show them).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        NonNull::new(ptr).map(|ptr| AlignedBuf { ptr, len })
+        NonNull::new(ptr).map(|ptr| AlignedBuf {
+            ptr,
+            len,
+            arena: None,
+        })
+    }
+
+    /// Allocates `len` bytes from `memory`: the heap as [`AlignedBuf::new`], or the BPF arena
+    /// (page-aligned, initialised, see `Arena::alloc`).
+    pub fn new_in(len: usize, memory: Memory) -> Option<AlignedBuf> {
+        match memory {
+            Memory::Heap => AlignedBuf::new(len),
+            Memory::Arena(_) if len == 0 => AlignedBuf::new(0),
+            Memory::Arena(arena) => arena.alloc(len).map(|ptr| AlignedBuf {
+                ptr,
+                len,
+                arena: Some(arena),
+            }),
+        }
+    }
+
+    /// Does this buffer come from `memory`?
+    pub fn is_in(&self, memory: Memory) -> bool {
+        match (memory, self.arena) {
+            (Memory::Heap, None) => true,
+            (Memory::Arena(a), Some(b)) => std::ptr::eq(a, b),
+            _ => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -70,6 +120,10 @@ impl AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.len == 0 {
+            return;
+        }
+        if let Some(arena) = self.arena {
+            arena.free(self.ptr, self.len);
             return;
         }
         // SAFETY: allocated in `new` with exactly this layout (it was valid then, so it is now).

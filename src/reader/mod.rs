@@ -21,7 +21,7 @@
 //! runs only on that thread), so it is deliberately not `Send`.
 
 mod buffer;
-mod pool;
+pub(crate) mod pool;
 mod pread;
 mod uring;
 
@@ -42,6 +42,7 @@ use std::time::Instant;
 use io_uring::{opcode, types};
 
 use crate::error::{Error, Result};
+pub use buffer::Memory;
 use buffer::{align_down, align_up, AlignedBuf, ALIGN};
 
 /// One input file.
@@ -80,6 +81,8 @@ pub struct ReaderConfig {
     pub backend: Backend,
     /// Fault injection for tests; see [`FaultSpec`].
     pub fault: Option<FaultSpec>,
+    /// Where read buffers live (the BPF arena for the BPF merge).
+    pub memory: Memory,
 }
 
 impl Default for ReaderConfig {
@@ -90,6 +93,7 @@ impl Default for ReaderConfig {
             depth_per_stream: 2,
             backend: Backend::Auto,
             fault: FaultSpec::from_env(),
+            memory: Memory::Heap,
         }
     }
 }
@@ -276,6 +280,7 @@ pub struct Reader {
     stats: ReaderStats,
     fallback_reason: Option<String>,
     short_fault: bool,
+    memory: Memory,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -431,6 +436,7 @@ impl Reader {
             stats: ReaderStats::default(),
             fallback_reason,
             short_fault: fault.short_reads,
+            memory: cfg.memory,
             _not_send: PhantomData,
         };
         if matches!(reader.engine, Engine::Uring(_)) {
@@ -547,7 +553,13 @@ impl Reader {
             let Some(id) = st.free.pop() else { break };
             let plan = &st.plans[st.next_issue];
             let slot = &mut self.slots[id];
-            if let Err(e) = start_slot(slot, st.next_issue, plan, self.files[plan.file].direct) {
+            if let Err(e) = start_slot(
+                slot,
+                st.next_issue,
+                plan,
+                self.files[plan.file].direct,
+                self.memory,
+            ) {
                 st.free.push(id);
                 return Err(e);
             }
@@ -626,7 +638,7 @@ impl Reader {
         let plan = st.plans[st.next_issue].clone();
         let file = &self.files[plan.file];
         let slot = &mut self.slots[id];
-        if let Err(e) = start_slot(slot, st.next_issue, &plan, file.direct) {
+        if let Err(e) = start_slot(slot, st.next_issue, &plan, file.direct, self.memory) {
             st.free.push(id);
             return Err(e);
         }
@@ -860,9 +872,15 @@ fn span_of(p: &ChunkPlan, direct: bool) -> usize {
 /// Points a free slot at a plan, taking its buffer from the thread's pool (or allocating it) on
 /// first use. The buffer is `slot.size` bytes (a size class), which can be more than the plan's
 /// span: reads ask for exactly `span` bytes, and a Chunk exposes exactly `plan.len`.
-fn start_slot(slot: &mut Slot, index: usize, plan: &ChunkPlan, direct: bool) -> Result<()> {
+fn start_slot(
+    slot: &mut Slot,
+    index: usize,
+    plan: &ChunkPlan,
+    direct: bool,
+    memory: Memory,
+) -> Result<()> {
     if slot.buf.is_none() {
-        slot.buf = Some(pool::take(slot.size).ok_or_else(|| {
+        slot.buf = Some(pool::take(slot.size, memory).ok_or_else(|| {
             Error::io(format!(
                 "reader: cannot allocate a {} byte read buffer",
                 slot.size

@@ -39,7 +39,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use super::buffer::{AlignedBuf, ALIGN};
+use super::buffer::{AlignedBuf, Memory, ALIGN};
 
 /// Most bytes of idle buffers one thread keeps (the default memory budget).
 pub const POOL_CAP: usize = 64 << 20;
@@ -88,16 +88,19 @@ pub fn class_floor(x: usize) -> usize {
     }
 }
 
-/// A buffer of exactly `len` bytes (a size class): a pooled one of that length if this thread
-/// has one, else a fresh zeroed one. None when the allocator refuses.
-pub fn take(len: usize) -> Option<AlignedBuf> {
+/// A buffer of exactly `len` bytes (a size class) from `memory`: a pooled one of that length
+/// and origin if this thread has one, else a fresh zeroed one. None when the allocator refuses.
+pub fn take(len: usize, memory: Memory) -> Option<AlignedBuf> {
     if len == 0 {
         return AlignedBuf::new(0);
     }
     let pooled = POOL
         .try_with(|p| {
             let mut p = p.borrow_mut();
-            let i = p.bufs.iter().rposition(|b| b.len() == len)?;
+            let i = p
+                .bufs
+                .iter()
+                .rposition(|b| b.len() == len && b.is_in(memory))?;
             let buf = p.bufs.remove(i)?;
             p.bytes -= buf.len();
             Some(buf)
@@ -108,7 +111,7 @@ pub fn take(len: usize) -> Option<AlignedBuf> {
         return pooled;
     }
     let _ = FRESH.try_with(|c| c.set(c.get() + 1));
-    AlignedBuf::new(len)
+    AlignedBuf::new_in(len, memory)
 }
 
 /// Keeps `buf` for a later [`take`] on this thread, within [`POOL_CAP`] (evicting the oldest

@@ -107,6 +107,7 @@ fn cfg(budget: usize, depth: usize, backend: Backend) -> ReaderConfig {
         depth_per_stream: depth,
         backend,
         fault: None,
+        memory: Memory::Heap,
     }
 }
 
@@ -790,10 +791,10 @@ fn pool_reuses_buffers_across_readers_on_one_thread() {
 fn pool_cap_is_respected() {
     use pool::{give, pooled, take, POOL_CAP};
     pool::clear();
-    let small = take(256 << 10).unwrap();
+    let small = take(256 << 10, Memory::Heap).unwrap();
     give(small);
     let bufs: Vec<_> = (0..POOL_CAP / (4 * MIB) + 4)
-        .map(|_| take(4 * MIB).unwrap())
+        .map(|_| take(4 * MIB, Memory::Heap).unwrap())
         .collect();
     for b in bufs {
         give(b);
@@ -802,7 +803,7 @@ fn pool_cap_is_respected() {
     // Full of 4 MiB buffers; the oldest (the small one) was evicted first.
     assert_eq!(pooled(), (POOL_CAP / (4 * MIB), POOL_CAP));
     let f = pool::fresh_allocations();
-    drop(take(256 << 10).unwrap());
+    drop(take(256 << 10, Memory::Heap).unwrap());
     assert_eq!(pool::fresh_allocations(), f + 1);
     // Larger than the whole cap: freed, and the pool keeps what it has.
     give(AlignedBuf::new(POOL_CAP + (256 << 10)).unwrap());

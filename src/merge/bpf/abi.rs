@@ -1,0 +1,101 @@
+//! Rust mirror of bpf/merge_abi.h: the structs the BPF merge program and its driver share in the
+//! arena. Field order, sizes and alignment must match the C header exactly; the size assertions
+//! below and the differential tests keep them honest.
+
+/// A verified, uncompressed data block: payload address and the end of its entries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Block {
+    pub addr: u64,
+    pub data_end: u32,
+    pub pad: u32,
+}
+
+pub const RUN_LOAD: u32 = 0;
+pub const RUN_VALID: u32 = 1;
+pub const RUN_NEED_CHUNK: u32 = 2;
+pub const RUN_DONE: u32 = 3;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Run {
+    pub blocks: u64,
+    pub nblocks: u32,
+    pub block_idx: u32,
+    pub base: u64,
+    pub data_end: u32,
+    pub next: u32,
+    pub key: u64,
+    pub key_cap: u32,
+    pub key_len: u32,
+    pub value: u64,
+    pub value_len: u32,
+    pub state: u32,
+    pub packed: u64,
+    pub started: u32,
+    pub pad: u32,
+}
+
+pub const BATCH_FULL: u32 = 1;
+pub const EOF: u32 = 2;
+pub const NEED_CHUNK: u32 = 3;
+pub const NEED_KEY: u32 = 4;
+pub const NEED_OUT: u32 = 5;
+pub const CORRUPT: u32 = 6;
+pub const INDEX_FULL: u32 = 7;
+pub const AGAIN: u32 = 8;
+
+pub const NO_RUN: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Session {
+    pub nruns: u32,
+    pub heap_len: u32,
+    pub runs: u64,
+    pub heap: u64,
+    pub start: u64,
+    pub start_len: u32,
+    pub has_start: u32,
+    pub end: u64,
+    pub end_len: u32,
+    pub has_end: u32,
+    pub out_data: u64,
+    pub out_cap: u32,
+    pub out_len: u32,
+    pub out_target: u32,
+    pub index_cap: u32,
+    pub out_index: u64,
+    pub index_len: u32,
+    pub initialized: u32,
+    pub pending: u32,
+    pub result: u32,
+    pub run: u32,
+    pub detail: u32,
+    pub need: u64,
+    pub emitted: u64,
+}
+
+/// The `test_run` context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Args {
+    pub session: u64,
+    pub calls: u64,
+}
+
+/// What an `CORRUPT` detail code means.
+pub fn corrupt_detail(code: u32) -> &'static str {
+    match code {
+        1 => "bad entry header",
+        2 => "shared key prefix longer than the previous key",
+        3 => "entry extends past the block's entries",
+        4 => "internal key shorter than 8 bytes",
+        _ => "malformed entry",
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Block>() == 16);
+const _: () = assert!(std::mem::size_of::<Run>() == 80);
+const _: () = assert!(std::mem::size_of::<Session>() == 128);
+const _: () = assert!(std::mem::size_of::<Args>() == 16);

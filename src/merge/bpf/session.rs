@@ -1,0 +1,426 @@
+//! One compaction's BPF merge: the arena state the program works on, and the loop that runs the
+//! program and serves what it asks for (next chunks, bigger buffers) until a batch is full.
+//!
+//! Division of work, per the design: Rust plans and reads (io_uring into arena buffers), verifies
+//! every block's checksum as stock compaction does, and finds where each block's entries end;
+//! the program decodes the entries (prefix-compressed keys), clips them to the subcompaction's
+//! bounds, selects the smallest internal key and copies it to the output batch, which C++ reads
+//! straight from the arena.
+
+use super::abi;
+use super::arena::Arena;
+use super::{BpfEngine, Selection};
+use crate::block::checksum::verify_block;
+use crate::block::data::parse_layout;
+use crate::block::BLOCK_TRAILER_SIZE;
+use crate::error::{Error, Result};
+use crate::merge::cursor::Bounds;
+use crate::reader::pool::class_of;
+use crate::reader::{Chunk, Reader};
+use crate::sst_map::SstMap;
+use std::ptr::NonNull;
+
+/// The output batch's target size (as the native path's).
+const OUT_TARGET: usize = crate::compaction::BATCH_BYTES;
+/// Output capacity: the target plus room for the entry that crosses it.
+const OUT_CAP: usize = OUT_TARGET + (256 << 10);
+/// Entries per batch at most (16 bytes of index each).
+const INDEX_CAP: usize = 64 << 10;
+/// First key buffer per run; grown when the program asks.
+const KEY_CAP: usize = 4096;
+
+/// A region of the arena owned by one session, given back when dropped.
+struct ArenaBox {
+    ptr: NonNull<u8>,
+    len: usize,
+    arena: &'static Arena,
+}
+
+impl ArenaBox {
+    fn new(arena: &'static Arena, len: usize) -> Result<ArenaBox> {
+        let len = class_of(len.max(1));
+        let ptr = arena
+            .alloc(len)
+            .ok_or_else(|| Error::io(format!("BPF arena full: cannot allocate {len} bytes")))?;
+        Ok(ArenaBox { ptr, len, arena })
+    }
+
+    fn addr(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+}
+
+impl Drop for ArenaBox {
+    fn drop(&mut self) {
+        self.arena.free(self.ptr, self.len);
+    }
+}
+
+struct RunSlot {
+    chunk: Option<Chunk>,
+    /// Chunks of this run received so far (the current one is `received - 1`).
+    received: usize,
+    blocks: ArenaBox,
+    key: ArenaBox,
+}
+
+struct OutBuf {
+    data: ArenaBox,
+    index: ArenaBox,
+    len: usize,
+    count: usize,
+}
+
+pub struct BpfMerge {
+    engine: &'static BpfEngine,
+    selection: Selection,
+    session: ArenaBox,
+    _runs: ArenaBox,
+    _heap: ArenaBox,
+    _bounds: ArenaBox,
+    slots: Vec<RunSlot>,
+    out: [OutBuf; 2],
+    current: usize,
+    done: bool,
+    pub blocks: u64,
+    pub calls: u64,
+}
+
+impl BpfMerge {
+    /// Sets up the arena state for `map`'s runs and gives each run its first chunk.
+    pub fn new(
+        engine: &'static BpfEngine,
+        selection: Selection,
+        map: &SstMap,
+        reader: &mut Reader,
+        bounds: &Bounds,
+    ) -> Result<BpfMerge> {
+        let arena = engine.arena();
+        let nruns = map.runs.len();
+        let session = ArenaBox::new(arena, std::mem::size_of::<abi::Session>())?;
+        let runs = ArenaBox::new(arena, nruns.max(1) * std::mem::size_of::<abi::Run>())?;
+        let heap = ArenaBox::new(arena, nruns.max(1) * 4)?;
+        let start = bounds.start.as_deref().unwrap_or(&[]);
+        let end = bounds.end.as_deref().unwrap_or(&[]);
+        let bounds_box = ArenaBox::new(arena, start.len() + end.len())?;
+        // SAFETY: bounds_box is this session's own arena region of at least start+end bytes;
+        // the program only reads it, and not before the first run below.
+        unsafe {
+            let p = bounds_box.ptr.as_ptr();
+            std::ptr::copy_nonoverlapping(start.as_ptr(), p, start.len());
+            std::ptr::copy_nonoverlapping(end.as_ptr(), p.add(start.len()), end.len());
+        }
+        let mut slots = Vec::with_capacity(nruns);
+        for run in &map.runs {
+            let most = run.iter().map(|c| c.num_blocks).max().unwrap_or(0);
+            slots.push(RunSlot {
+                chunk: None,
+                received: 0,
+                blocks: ArenaBox::new(arena, most.max(1) * std::mem::size_of::<abi::Block>())?,
+                key: ArenaBox::new(arena, KEY_CAP)?,
+            });
+        }
+        let out = [OutBuf::new(arena)?, OutBuf::new(arena)?];
+        let mut m = BpfMerge {
+            engine,
+            selection,
+            session,
+            _runs: runs,
+            _heap: heap,
+            _bounds: bounds_box,
+            slots,
+            out,
+            current: 0,
+            done: false,
+            blocks: 0,
+            calls: 0,
+        };
+        let bounds_addr = m._bounds.addr();
+        let (runs_addr, heap_addr) = (m._runs.addr(), m._heap.addr());
+        *m.session_mut() = abi::Session {
+            nruns: nruns as u32,
+            runs: runs_addr,
+            heap: heap_addr,
+            start: bounds_addr,
+            start_len: start.len() as u32,
+            has_start: bounds.start.is_some() as u32,
+            end: bounds_addr + start.len() as u64,
+            end_len: end.len() as u32,
+            has_end: bounds.end.is_some() as u32,
+            out_target: OUT_TARGET as u32,
+            index_cap: INDEX_CAP as u32,
+            pending: abi::NO_RUN,
+            ..abi::Session::default()
+        };
+        for i in 0..nruns {
+            let key = m.slots[i].key.addr();
+            let key_cap = m.slots[i].key.len as u32;
+            *m.run_mut(i) = abi::Run {
+                key,
+                key_cap,
+                state: abi::RUN_LOAD,
+                ..abi::Run::default()
+            };
+            m.load_chunk(i, map, reader)?;
+        }
+        Ok(m)
+    }
+
+    fn session_mut(&mut self) -> &mut abi::Session {
+        // SAFETY: the region is this session's own, sized and aligned (page) for a Session, and
+        // initialised (zeroed at allocation or written since); the program only touches it
+        // during `engine.run`, which is synchronous and never overlaps this borrow (&mut self).
+        unsafe { &mut *self.session.ptr.as_ptr().cast::<abi::Session>() }
+    }
+
+    fn run_mut(&mut self, i: usize) -> &mut abi::Run {
+        assert!(i < self.slots.len());
+        // SAFETY: `_runs` holds slots.len() Run structs (checked index), page-aligned,
+        // initialised; same exclusivity argument as `session_mut`.
+        unsafe { &mut *self._runs.ptr.as_ptr().cast::<abi::Run>().add(i) }
+    }
+
+    /// Hands run `i` its next chunk (verifying every block in it), or marks it done.
+    fn load_chunk(&mut self, i: usize, map: &SstMap, reader: &mut Reader) -> Result<()> {
+        if let Some(old) = self.slots[i].chunk.take() {
+            reader.recycle(old);
+        }
+        let Some(chunk) = reader.next_chunk(i)? else {
+            let r = self.run_mut(i);
+            r.nblocks = 0;
+            r.state = abi::RUN_DONE;
+            return Ok(());
+        };
+        let arena = self.engine.arena();
+        let bytes = chunk.bytes();
+        if !arena.contains(bytes.as_ptr(), bytes.len()) {
+            return Err(Error::not_supported("read buffer outside the BPF arena"));
+        }
+        let slot = &mut self.slots[i];
+        let planned = map.runs[i]
+            .get(slot.received)
+            .ok_or_else(|| Error::corruption("more chunks than planned"))?;
+        slot.received += 1;
+        let file = &map.files[planned.plan.file];
+        let need = planned.num_blocks * std::mem::size_of::<abi::Block>();
+        if need > slot.blocks.len {
+            slot.blocks = ArenaBox::new(self.engine.arena(), need)?;
+        }
+        let table = slot.blocks.ptr.as_ptr().cast::<abi::Block>();
+        for b in 0..planned.num_blocks {
+            let (handle, off) = planned
+                .block(map, b)
+                .ok_or_else(|| Error::corruption("planned block missing"))?;
+            let span = handle.size as usize + BLOCK_TRAILER_SIZE;
+            let raw = bytes
+                .get(off..off + span)
+                .ok_or_else(|| Error::corruption("block outside its chunk"))?;
+            let (payload, compression) = verify_block(
+                raw,
+                file.checksum_type,
+                file.base_context_checksum,
+                handle.offset,
+            )
+            .map_err(|e| match e {
+                Error::Corruption(m) => {
+                    Error::corruption(format!("{m} in {}", file.path.display()))
+                }
+                other => other,
+            })?;
+            if compression != 0 {
+                return Err(Error::corruption(format!(
+                    "unexpected compressed block (type {compression}) at offset {} in {}",
+                    handle.offset,
+                    file.path.display()
+                )));
+            }
+            let layout = parse_layout(payload).map_err(|e| match e {
+                Error::Corruption(m) => Error::corruption(format!(
+                    "{m} at offset {} in {}",
+                    handle.offset,
+                    file.path.display()
+                )),
+                other => other,
+            })?;
+            let data_end = if layout.num_restarts == 0 {
+                0
+            } else {
+                layout.data_end
+            };
+            // SAFETY: b < num_blocks and the table holds at least num_blocks Blocks (grown
+            // above); the program does not run while we write.
+            unsafe {
+                table.add(b).write(abi::Block {
+                    addr: payload.as_ptr() as u64,
+                    data_end: data_end as u32,
+                    pad: 0,
+                })
+            };
+        }
+        self.blocks += planned.num_blocks as u64;
+        let nblocks = planned.num_blocks as u32;
+        let blocks_addr = slot.blocks.addr();
+        slot.chunk = Some(chunk);
+        let r = self.run_mut(i);
+        r.blocks = blocks_addr;
+        r.nblocks = nblocks;
+        r.state = abi::RUN_LOAD;
+        Ok(())
+    }
+
+    /// Grows run `i`'s key buffer to hold `need` bytes, keeping the current key (the next
+    /// entry's shared prefix comes from it).
+    fn grow_key(&mut self, i: usize, need: usize) -> Result<()> {
+        let arena = self.engine.arena();
+        let bigger = ArenaBox::new(arena, need.max(2 * self.slots[i].key.len))?;
+        let (key_len, key_cap) = {
+            let r = self.run_mut(i);
+            (r.key_len as usize, r.key_cap as usize)
+        };
+        let old = &self.slots[i].key;
+        // SAFETY: both regions are this session's, disjoint, and hold at least key_len bytes
+        // (key_len <= key_cap <= old.len, and bigger is larger than old).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                old.ptr.as_ptr(),
+                bigger.ptr.as_ptr(),
+                key_len.min(key_cap),
+            )
+        };
+        let (addr, cap) = (bigger.addr(), bigger.len as u32);
+        self.slots[i].key = bigger;
+        let r = self.run_mut(i);
+        r.key = addr;
+        r.key_cap = cap;
+        Ok(())
+    }
+
+    fn corrupt(&mut self, map: &SstMap) -> Error {
+        let (i, detail) = {
+            let s = self.session_mut();
+            (s.run as usize, s.detail)
+        };
+        let block_idx = self.run_mut(i).block_idx as usize;
+        let slot = &self.slots[i];
+        let place = map.runs[i]
+            .get(slot.received.wrapping_sub(1))
+            .and_then(|planned| {
+                let (h, _) = planned.block(map, block_idx)?;
+                Some(format!(
+                    "block at offset {} in {}",
+                    h.offset,
+                    map.files[planned.plan.file].path.display()
+                ))
+            })
+            .unwrap_or_else(|| "a block".to_owned());
+        Error::corruption(format!(
+            "bad entry in {place}: {}",
+            abi::corrupt_detail(detail)
+        ))
+    }
+
+    /// Fills the next batch; false once the stream is exhausted. The previous batch stays
+    /// readable until the call after this one.
+    pub fn next_batch(&mut self, map: &SstMap, reader: &mut Reader) -> Result<bool> {
+        self.current ^= 1;
+        let cur = self.current;
+        self.out[cur].len = 0;
+        self.out[cur].count = 0;
+        if self.done {
+            return Ok(false);
+        }
+        let (data, cap, index) = (
+            self.out[cur].data.addr(),
+            self.out[cur].data.len as u32,
+            self.out[cur].index.addr(),
+        );
+        {
+            let s = self.session_mut();
+            s.out_data = data;
+            s.out_cap = cap;
+            s.out_index = index;
+            s.out_len = 0;
+            s.index_len = 0;
+        }
+        let session_addr = self.session.addr();
+        loop {
+            self.calls += 1;
+            self.engine
+                .run(self.selection, session_addr)
+                .map_err(|e| Error::io(format!("running the BPF merge program: {e}")))?;
+            let (result, run, need) = {
+                let s = self.session_mut();
+                (s.result, s.run as usize, s.need as usize)
+            };
+            match result {
+                abi::BATCH_FULL | abi::INDEX_FULL => break,
+                abi::EOF => {
+                    self.done = true;
+                    break;
+                }
+                abi::NEED_CHUNK => self.load_chunk(run, map, reader)?,
+                abi::NEED_KEY => self.grow_key(run, need)?,
+                abi::NEED_OUT => {
+                    let bigger = ArenaBox::new(self.engine.arena(), need)?;
+                    let (addr, cap) = (bigger.addr(), bigger.len as u32);
+                    self.out[cur].data = bigger;
+                    let s = self.session_mut();
+                    s.out_data = addr;
+                    s.out_cap = cap;
+                }
+                abi::AGAIN => {}
+                abi::CORRUPT => return Err(self.corrupt(map)),
+                other => {
+                    return Err(Error::corruption(format!(
+                        "BPF merge program returned unknown code {other}"
+                    )))
+                }
+            }
+        }
+        let (len, count) = {
+            let s = self.session_mut();
+            (s.out_len as usize, s.index_len as usize)
+        };
+        self.out[cur].len = len;
+        self.out[cur].count = count;
+        Ok(count > 0)
+    }
+
+    /// The current batch: internal keys and values back to back.
+    pub fn batch_data(&self) -> &[u8] {
+        let o = &self.out[self.current];
+        // SAFETY: the program wrote `len` bytes into this session's buffer (len <= its size,
+        // the program checks out_cap) and is not running now; the buffer is not written again
+        // until the next-but-one next_batch, which needs &mut self.
+        unsafe { std::slice::from_raw_parts(o.data.ptr.as_ptr(), o.len) }
+    }
+
+    /// Four u32 per entry of the current batch: key offset, key length, value offset, length.
+    pub fn batch_index(&self) -> &[u32] {
+        let o = &self.out[self.current];
+        // SAFETY: as batch_data: `count` entries of 4 u32 each were written (count <=
+        // INDEX_CAP, which the index buffer holds), page-aligned for u32.
+        unsafe { std::slice::from_raw_parts(o.index.ptr.as_ptr().cast::<u32>(), 4 * o.count) }
+    }
+
+    pub fn selection(&self) -> Selection {
+        self.selection
+    }
+
+    pub fn entries(&self) -> u64 {
+        // SAFETY: see session_mut; a shared read while no program runs (&self excludes
+        // next_batch).
+        unsafe { (*self.session.ptr.as_ptr().cast::<abi::Session>()).emitted }
+    }
+}
+
+impl OutBuf {
+    fn new(arena: &'static Arena) -> Result<OutBuf> {
+        Ok(OutBuf {
+            data: ArenaBox::new(arena, OUT_CAP)?,
+            index: ArenaBox::new(arena, INDEX_CAP * 16)?,
+            len: 0,
+            count: 0,
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! The BPF merge against the native one on real files, real io_uring reads into the arena and the
+//! real program: same entries, same order, same batches' contents. Needs Linux >= 6.9 and
+//! CAP_BPF + CAP_PERFMON (root here); without them the tests fail with the loader's reason.
+
+use super::{engine, Selection};
+use crate::block::checksum::ChecksumType;
+use crate::block::testutil::{add_trailer, ikey, BlockBuilder, Rng};
+use crate::block::BlockHandle;
+use crate::compaction::{CompactionSpec, MergeChoice, MergeSession};
+use crate::merge::cursor::Bounds;
+use crate::reader::Backend;
+use crate::sst_map::{InputFile, SortedRun};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Writes one "file" of data blocks (with trailers) holding `entries` in order.
+fn write_run(
+    dir: &Path,
+    name: &str,
+    entries: &[(Vec<u8>, Vec<u8>)],
+    block_size: usize,
+) -> InputFile {
+    let mut bytes = Vec::new();
+    let mut blocks = Vec::new();
+    let mut b = BlockBuilder::new(16);
+    let mut size = 0;
+    let mut flush = |b: BlockBuilder, bytes: &mut Vec<u8>| {
+        let payload = b.finish();
+        let offset = bytes.len() as u64;
+        bytes.extend(add_trailer(
+            &payload,
+            0,
+            ChecksumType::Xxh3,
+            0x1234_5678,
+            offset,
+        ));
+        blocks.push(BlockHandle {
+            offset,
+            size: payload.len() as u64,
+        });
+    };
+    let mut pending = 0;
+    for (k, v) in entries {
+        b.add(k, v, None);
+        size += k.len() + v.len() + 3;
+        pending += 1;
+        if size >= block_size {
+            flush(std::mem::replace(&mut b, BlockBuilder::new(16)), &mut bytes);
+            size = 0;
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        flush(b, &mut bytes);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    InputFile {
+        path,
+        file_size: bytes.len() as u64,
+        checksum_type: ChecksumType::Xxh3,
+        base_context_checksum: 0x1234_5678,
+        blocks,
+    }
+}
+
+/// `k` runs of random entries with globally unique sequence numbers; some user keys repeat
+/// across runs (versions), key lengths 8..=64, values 0..=max_value bytes.
+fn make_runs(dir: &Path, k: usize, per_run: usize, max_value: usize, seed: u64) -> Vec<SortedRun> {
+    let mut rng = Rng(seed | 1);
+    let mut seq = 1u64;
+    let shared_keys: Vec<Vec<u8>> = (0..per_run / 2 + 1)
+        .map(|i| format!("shared{:08}", i * 7).into_bytes())
+        .collect();
+    (0..k)
+        .map(|r| {
+            let mut keys = BTreeSet::new();
+            while keys.len() < per_run {
+                if rng.below(3) == 0 {
+                    keys.insert(shared_keys[rng.below(shared_keys.len())].clone());
+                } else {
+                    let len = 8 + rng.below(57);
+                    let key: Vec<u8> = (0..len).map(|_| b'a' + rng.below(4) as u8).collect();
+                    keys.insert(key);
+                }
+            }
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = keys
+                .into_iter()
+                .map(|u| {
+                    seq += 1;
+                    let t = if rng.below(10) == 0 { 0 } else { 1 };
+                    let vlen = if t == 0 { 0 } else { rng.below(max_value + 1) };
+                    let v: Vec<u8> = (0..vlen).map(|i| (i as u64 ^ seq) as u8).collect();
+                    (ikey(&u, seq, t), v)
+                })
+                .collect();
+            let block = 512 + rng.below(8192);
+            SortedRun {
+                files: vec![write_run(dir, &format!("run{r}.sst"), &entries, block)],
+            }
+        })
+        .collect()
+}
+
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice) -> (Entries, String) {
+    let spec = CompactionSpec {
+        runs: runs.to_vec(),
+        bounds: bounds.clone(),
+        direct: false,
+        memory_budget: 8 << 20,
+        backend: Backend::Auto,
+        merge,
+    };
+    let mut s = MergeSession::open(spec).expect("open");
+    let mut out = Vec::new();
+    while s.next_batch().expect("batch") {
+        let (data, index) = (s.batch_data(), s.batch_index());
+        for e in index.chunks_exact(4) {
+            let k = &data[e[0] as usize..(e[0] + e[1]) as usize];
+            let v = &data[e[2] as usize..(e[2] + e[3]) as usize];
+            out.push((k.to_vec(), v.to_vec()));
+        }
+    }
+    let summary = s.summary();
+    assert!(
+        summary.bpf_unavailable.is_none(),
+        "{:?}",
+        summary.bpf_unavailable
+    );
+    assert_eq!(summary.entries as usize, out.len());
+    (out, summary.merge_engine.to_owned())
+}
+
+fn check(k: usize, per_run: usize, max_value: usize, bounds: Bounds, seed: u64) {
+    if let Err(e) = engine() {
+        panic!(
+            "the BPF merge program must load here (root, Linux >= 6.9): {e}\n{}",
+            super::libbpf_log()
+        );
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let runs = make_runs(dir.path(), k, per_run, max_value, seed);
+    let (native, _) = drain(&runs, &bounds, MergeChoice::Native);
+    assert!(!native.is_empty());
+    for sel in [Selection::Linear, Selection::Heap] {
+        let (bpf, engine_name) = drain(&runs, &bounds, MergeChoice::Bpf(Some(sel)));
+        assert!(engine_name.starts_with("bpf"), "{engine_name}");
+        assert_eq!(bpf.len(), native.len(), "{sel:?} k={k}");
+        for (i, (a, b)) in bpf.iter().zip(&native).enumerate() {
+            assert!(a == b, "{sel:?} k={k}: entry {i} differs");
+        }
+    }
+}
+
+#[test]
+fn one_run() {
+    check(1, 3000, 300, Bounds::default(), 1);
+}
+
+#[test]
+fn six_and_seven_runs() {
+    check(6, 1500, 200, Bounds::default(), 2);
+    check(7, 1500, 200, Bounds::default(), 3);
+}
+
+#[test]
+fn sixty_four_runs() {
+    check(64, 200, 100, Bounds::default(), 4);
+}
+
+#[test]
+fn clipped_to_bounds() {
+    let bounds = Bounds {
+        start: Some(b"b".to_vec()),
+        end: Some(b"c".to_vec()),
+    };
+    check(4, 3000, 100, bounds, 5);
+    let start_only = Bounds {
+        start: Some(b"cab".to_vec()),
+        end: None,
+    };
+    check(3, 2000, 50, start_only, 6);
+}
+
+#[test]
+fn large_values_and_batches() {
+    // Values up to 300 KiB: entries larger than the output's headroom force a bigger buffer.
+    check(2, 40, 300 << 10, Bounds::default(), 7);
+}
+
+#[test]
+fn verifier_budget_of_both_selections() {
+    let e = engine().expect("BPF merge program loads");
+    // The budget: the kernel's limit is 1M processed instructions; staying well below leaves
+    // room for verifier changes between kernel versions (this test says when it shrinks).
+    const BUDGET: u32 = 200_000;
+    for sel in [Selection::Linear, Selection::Heap] {
+        let n = e.verified_insns(sel).unwrap();
+        eprintln!("{sel:?}: verified_insns = {n}");
+        assert!(
+            n > 0 && n < BUDGET,
+            "{sel:?} verified {n} insns, budget {BUDGET}"
+        );
+    }
+}
