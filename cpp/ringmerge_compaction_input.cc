@@ -4,12 +4,14 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 #include "db/column_family.h"
 #include "db/compaction/compaction.h"
 #include "db/dbformat.h"
 #include "file/filename.h"
 #include "logging/event_logger.h"
+#include "logging/logging.h"
 #include "monitoring/iostats_context_imp.h"
 #include "options/db_options.h"
 #include "ringmerge/src/bridge.rs.h"
@@ -218,6 +220,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
 
   ringmerge::CompactionInput input;
   input.use_direct_reads = db_options.use_direct_reads;
+  input.merge_in_bpf = settings.mode == ringmerge::Mode::Bpf;
   input.memory_budget = settings.memory_budget;
   if (start.has_value()) {
     input.has_start = true;
@@ -272,6 +275,18 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     // problem with the inputs itself.
     *reason = "opening the merge: " + s.ToString();
     return nullptr;
+  }
+  ringmerge::MergeSummary opened = merge->summary();
+  if (!opened.bpf_unavailable.empty()) {
+    // Once per process in the LOG of the DB that met it first; every compaction line repeats
+    // the reason (bpf_unavailable=...).
+    static std::once_flag once;
+    std::call_once(once, [&] {
+      ROCKS_LOG_WARN(db_options.info_log,
+                     "ringmerge: RINGMERGE_MODE=bpf but the BPF merge is unavailable, "
+                     "merging natively: %s",
+                     std::string(opened.bpf_unavailable).c_str());
+    });
   }
   auto rep = std::make_unique<Rep>(std::move(merge));
   rep->icmp = &cfd->internal_comparator();
@@ -368,20 +383,29 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.short_reads = m.short_reads;
   s.wait_micros = m.wait_micros;
   s.merge_micros = m.merge_micros;
+  s.merge_engine = std::string(m.merge_engine);
+  s.bpf_unavailable = std::string(m.bpf_unavailable);
+  s.bpf_calls = m.bpf_calls;
   return s;
 }
 
 std::string RingmergeSummary::ToString() const {
   char buf[512];
   snprintf(buf, sizeof(buf),
-           "backend=%s runs=%" PRIu64 " files=%" PRIu64 " blocks=%" PRIu64
+           "backend=%s merge=%s runs=%" PRIu64 " files=%" PRIu64 " blocks=%" PRIu64
            " entries=%" PRIu64 " bytes_read=%" PRIu64
            " reads_submitted=%" PRIu64 " io_uring_enter=%" PRIu64
            " short_reads=%" PRIu64 " read_wait_ms=%.1f merge_ms=%.1f",
-           backend.c_str(), runs, files, blocks, entries, bytes_read,
+           backend.c_str(), merge_engine.c_str(), runs, files, blocks, entries, bytes_read,
            reads_submitted, io_uring_enter_calls, short_reads,
            wait_micros / 1000.0, merge_micros / 1000.0);
   std::string out(buf);
+  if (bpf_calls > 0) {
+    out += " bpf_calls=" + std::to_string(bpf_calls);
+  }
+  if (!bpf_unavailable.empty()) {
+    out += " bpf_unavailable=\"" + bpf_unavailable + "\"";
+  }
   if (!io_uring_fallback_reason.empty()) {
     out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";
   }
@@ -416,6 +440,8 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   std::lock_guard<std::mutex> lock(mu_);
   accelerated_++;
   total_.backend = s.backend;
+  total_.merge_engine = s.merge_engine;
+  total_.bpf_calls += s.bpf_calls;
   total_.runs += s.runs;
   total_.files += s.files;
   total_.blocks += s.blocks;
@@ -448,6 +474,7 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
   }
   if (accelerated_ > 0) {
     stream << "ringmerge_backend" << total_.backend;
+    stream << "ringmerge_merge" << total_.merge_engine;
     stream << "ringmerge_blocks" << total_.blocks;
     stream << "ringmerge_bytes_read" << total_.bytes_read;
     stream << "ringmerge_reads_submitted" << total_.reads_submitted;

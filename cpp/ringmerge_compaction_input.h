@@ -45,6 +45,10 @@ struct RingmergeSummary {
   uint64_t short_reads = 0;
   uint64_t wait_micros = 0;
   uint64_t merge_micros = 0;
+  // "native", "bpf-linear" or "bpf-heap"; why RINGMERGE_MODE=bpf merged natively.
+  std::string merge_engine;
+  std::string bpf_unavailable;
+  uint64_t bpf_calls = 0;
 
   std::string ToString() const;
 };
