@@ -139,7 +139,7 @@ fn assert_accelerated(log: &str) {
         .filter(|l| l.contains("ringmerge: fallback"))
         .collect();
     assert!(fallbacks.is_empty(), "unexpected fallbacks: {fallbacks:?}");
-    for l in &lines {
+    for l in lines.iter().filter(|l| l.contains("ringmerge: accelerated")) {
         assert!(
             l.contains("status=OK"),
             "accelerated compaction failed: {l}"
@@ -518,6 +518,35 @@ fn io_uring_blocked_by_seccomp_falls_back_to_pread() {
             && l.contains("Operation not permitted")),
         "expected the pread backend with the io_uring_setup error in the LOG: {lines:?}"
     );
+}
+
+/// Without CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN, which implies both), the arena cannot be
+/// created: RINGMERGE_MODE=bpf must still accelerate, merging natively, and say why.
+#[test]
+fn bpf_without_capabilities_merges_natively() {
+    let args = ["--l0-files", "4", "--base-levels", "1"];
+    let dir = scratch("nocaps");
+    let stock = run_mode(&dir, "off", &args);
+    // setpriv (util-linux) drops the capabilities from the bounding set, so the exec'd driver
+    // runs as root without them, like a container without CAP_BPF/CAP_PERFMON.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set=-bpf,-perfmon,-sys_admin", "--"])
+        .arg(driver());
+    let accel = run_mode_with(&dir, "bpf", &args, cmd);
+    assert_same_dump(&stock.dump, &accel.dump, &dir);
+    assert_accelerated(&accel.log);
+    let lines = ringmerge_lines(&accel.log);
+    assert!(
+        lines.iter().any(|l| l.contains("merge=native")
+            && l.contains("bpf_unavailable=\"loading the BPF merge program")
+            && l.contains("CAP_BPF")),
+        "expected the native merge with the BPF load error in the LOG: {lines:?}"
+    );
+    let warnings = lines
+        .iter()
+        .filter(|l| l.contains("the BPF merge is unavailable"))
+        .count();
+    assert_eq!(warnings, 1, "the reason is logged once per process: {lines:?}");
 }
 
 #[test]

@@ -88,6 +88,7 @@ impl BpfEngine {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
+                .trim_start_matches("libbpf: ")
                 .to_owned();
             format!(
                 "{what}: {e} (kernel {}; needs Linux >= 6.9 with BPF arenas and CAP_BPF + \
