@@ -205,3 +205,97 @@ fn verifier_budget_of_both_selections() {
         );
     }
 }
+
+/// `k` runs of `per_run` fixed-size records (16-byte user keys, `value_len`-byte values), user
+/// keys spread evenly so the runs interleave.
+fn fixed_runs(dir: &Path, k: usize, per_run: usize, value_len: usize) -> Vec<SortedRun> {
+    let mut seq = 1u64;
+    (0..k)
+        .map(|r| {
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..per_run)
+                .map(|i| {
+                    seq += 1;
+                    let user = format!("{:016}", i * k + r).into_bytes();
+                    (ikey(&user, seq, 1), vec![(seq & 0xff) as u8; value_len])
+                })
+                .collect();
+            SortedRun {
+                files: vec![write_run(dir, &format!("fixed{r}.sst"), &entries, 4096)],
+            }
+        })
+        .collect()
+}
+
+/// BENCHMARK, not a test (it asserts nothing about speed): merge throughput of the native merge
+/// and both BPF selections by input count, on 128-byte records (16-byte internal keys) read from
+/// the page cache. Run by scripts/bench-merge.sh, which keeps the machine otherwise idle.
+#[test]
+#[ignore = "benchmark: run with scripts/bench-merge.sh"]
+fn merge_throughput_by_inputs() {
+    use std::time::Instant;
+    engine().expect("BPF merge program loads");
+    let total_mib: usize = std::env::var("RINGMERGE_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let reps = 3;
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let mut rows = Vec::new();
+    println!("| K | engine | end-to-end MiB/s | merge-only MiB/s |");
+    println!("|---|---|---|---|");
+    for k in [2usize, 4, 8, 16, 32] {
+        let per_run = (total_mib << 20) / 128 / k;
+        let runs = fixed_runs(dir.path(), k, per_run, 104);
+        let variants = [
+            ("native", MergeChoice::Native),
+            ("bpf-linear", MergeChoice::Bpf(Some(Selection::Linear))),
+            ("bpf-heap", MergeChoice::Bpf(Some(Selection::Heap))),
+        ];
+        let mut times: Vec<Vec<(f64, f64, usize)>> = vec![Vec::new(); variants.len()];
+        // Interleaved reps; the first pass also warms the page cache and the arena.
+        for rep in 0..=reps {
+            for (vi, (_, choice)) in variants.iter().enumerate() {
+                let spec = CompactionSpec {
+                    runs: runs.clone(),
+                    bounds: Bounds::default(),
+                    direct: false,
+                    memory_budget: 64 << 20,
+                    backend: Backend::Auto,
+                    merge: *choice,
+                };
+                let t0 = Instant::now();
+                let mut s = MergeSession::open(spec).unwrap();
+                let mut bytes = 0;
+                while s.next_batch().unwrap() {
+                    bytes += s.batch_data().len();
+                }
+                let wall = t0.elapsed().as_secs_f64();
+                let merge = s.summary().merge.as_secs_f64();
+                if rep > 0 {
+                    times[vi].push((wall, merge, bytes));
+                }
+            }
+        }
+        for (vi, (name, _)) in variants.iter().enumerate() {
+            let med = |f: fn(&(f64, f64, usize)) -> f64| {
+                let mut v: Vec<f64> = times[vi].iter().map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let bytes = times[vi][0].2 as f64 / (1 << 20) as f64;
+            let (e2e, merge) = (bytes / med(|t| t.0), bytes / med(|t| t.1));
+            println!("| {k} | {name} | {e2e:.0} | {merge:.0} |");
+            rows.push(format!(
+                "{{\"inputs\": {k}, \"engine\": \"{name}\", \"mib\": {bytes:.1}, \
+                 \"end_to_end_mib_s\": {e2e:.1}, \"merge_only_mib_s\": {merge:.1}}}"
+            ));
+        }
+    }
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("merge-throughput.json"),
+        format!("[\n  {}\n]\n", rows.join(",\n  ")),
+    )
+    .unwrap();
+}
