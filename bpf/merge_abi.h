@@ -44,6 +44,8 @@ struct rm_run {
 	__u64 packed;     /* current key's trailer: seq << 8 | type */
 	__u32 started;    /* an entry >= start was seen: stop comparing against start */
 	__u32 pad;
+	/* First 8 user-key bytes, big-endian, zero-padded: orders most pairs of keys alone. */
+	__u64 prefix;
 };
 
 /* Return codes (rm_session.result). */

@@ -139,7 +139,10 @@ fn assert_accelerated(log: &str) {
         .filter(|l| l.contains("ringmerge: fallback"))
         .collect();
     assert!(fallbacks.is_empty(), "unexpected fallbacks: {fallbacks:?}");
-    for l in lines.iter().filter(|l| l.contains("ringmerge: accelerated")) {
+    for l in lines
+        .iter()
+        .filter(|l| l.contains("ringmerge: accelerated"))
+    {
         assert!(
             l.contains("status=OK"),
             "accelerated compaction failed: {l}"
@@ -546,7 +549,10 @@ fn bpf_without_capabilities_merges_natively() {
         .iter()
         .filter(|l| l.contains("the BPF merge is unavailable"))
         .count();
-    assert_eq!(warnings, 1, "the reason is logged once per process: {lines:?}");
+    assert_eq!(
+        warnings, 1,
+        "the reason is logged once per process: {lines:?}"
+    );
 }
 
 #[test]

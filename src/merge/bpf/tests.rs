@@ -241,7 +241,7 @@ fn merge_throughput_by_inputs() {
     let reps = 3;
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let mut rows = Vec::new();
-    println!("| K | engine | end-to-end MiB/s | merge-only MiB/s |");
+    println!("\n| K | engine | end-to-end MiB/s | merge-only MiB/s |");
     println!("|---|---|---|---|");
     for k in [2usize, 4, 8, 16, 32] {
         let per_run = (total_mib << 20) / 128 / k;
