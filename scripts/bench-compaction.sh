@@ -2,7 +2,7 @@
 # Deterministic manual-compaction benchmark (stock vs ringmerge); see scripts/bench_compaction.py.
 #
 #   scripts/bench-compaction.sh [--num N] [--reps R] [--modes buffered,direct]
-#       [--variants stock,native] [--db-bench PATH] [--work DIR] [--out DIR] [--no-perf] ...
+#       [--variants stock,native,bpf] [--db-bench PATH] [--work DIR] [--out DIR] [--no-perf] ...
 #
 # Needs root (drops the page cache, traces syscalls with perf), /usr/bin/time and perf.
 # Results: target/bench/results.json and target/bench/report.md (override with --out).

@@ -3,7 +3,7 @@
 # ringmerge in one run: the deterministic manual compaction (kernel-counted syscalls, RSS, disk
 # bound), then db_bench fillrandom and read/write workloads, then the charts.
 #
-#   scripts/bench.sh [--quick] [--num N] [--reps R] [--modes buffered,direct] [--variants stock,native]
+#   scripts/bench.sh [--quick] [--num N] [--reps R] [--modes buffered,direct] [--variants stock,native,bpf]
 #
 # --quick runs everything at a tiny scale (a few minutes). The other flags go to both suites
 # (scripts/bench-compaction.sh and scripts/bench-workloads.sh, which take more; see their --help).

@@ -494,6 +494,7 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
     out = []
     for mode in modes:
         base = None
+        native = None
         for variant in variants:
             all_rs = [r for r in runs if r["mode"] == mode and r["variant"] == variant]
             if not all_rs:
@@ -535,6 +536,13 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                     if k in s and k in base and base[k]["median"]:
                         ratio[k] = s[k]["median"] / base[k]["median"]
                 s["ratio_to_stock"] = ratio
+            if variant == "native":
+                native = s
+            if variant == "bpf" and native is not None:
+                # Issue 3's gate: the BPF merge's wall time against the native merge's.
+                s["ratio_to_native"] = {
+                    k: s[k]["median"] / native[k]["median"]
+                    for k in ("wall_s", "cpu_s") if native[k]["median"]}
             out.append(s)
     return out
 
@@ -570,9 +578,12 @@ def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
     for s in summary:
         top = ", ".join(f"{k} {fmt_num(v)}"
                         for k, v in list(s.get("syscalls_by_kind_median", {}).items())[:3])
+        wall = cell(s, "wall_s", lambda v: f"{v:.2f}")
+        if "ratio_to_native" in s and "wall_s" in s["ratio_to_native"]:
+            wall += f" ({s['ratio_to_native']['wall_s']:.2f}x native)"
         rows.append([
             s["mode"], s["variant"], str(s["runs"]),
-            cell(s, "wall_s", lambda v: f"{v:.2f}"),
+            wall,
             cell(s, "cpu_s", lambda v: f"{v:.2f}"),
             cell(s, "syscalls_total", fmt_num),
             top or "n/a",
@@ -641,7 +652,7 @@ def main() -> int:
     ap.add_argument("--num", type=int, default=1_000_000, help="keys in the input DB (1M = ~17 L0 files, ~1 GB)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--modes", default="buffered,direct", help="comma list of: buffered, direct")
-    ap.add_argument("--variants", default="stock,native",
+    ap.add_argument("--variants", default="stock,native,bpf",
                     help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X")
     ap.add_argument("--db-bench", type=Path, default=DEFAULT_DB_BENCH)
     ap.add_argument("--work", type=Path, default=None, help="default OUT/work")
