@@ -70,8 +70,8 @@ fn fillrandom(mode: &str, direct: bool) -> Run {
     Run { stdout, log }
 }
 
-fn check(direct: bool) {
-    let native = fillrandom("native", direct);
+fn check(direct: bool, mode: &str) {
+    let native = fillrandom(mode, direct);
     // A compaction still running when db_bench closes the DB ends with ShutdownInProgress, as
     // stock's would; every other accelerated subcompaction must have succeeded.
     let accelerated_lines: Vec<_> = native
@@ -111,6 +111,11 @@ fn check(direct: bool) {
         native.log.contains("\"ringmerge_path\": \"accelerated\""),
         "compaction_finished events lack the ringmerge fields"
     );
+    if mode == "bpf" {
+        for l in &accelerated_lines {
+            assert!(l.contains("merge=bpf-"), "not merged in BPF: {l}");
+        }
+    }
     // The same workload under stock logs nothing of ringmerge.
     let stock = fillrandom("off", direct);
     assert!(!stock.log.contains("ringmerge:"));
@@ -118,10 +123,15 @@ fn check(direct: bool) {
 
 #[test]
 fn fillrandom_compactions_run_accelerated_buffered() {
-    check(false);
+    check(false, "native");
+}
+
+#[test]
+fn fillrandom_compactions_run_accelerated_bpf() {
+    check(false, "bpf");
 }
 
 #[test]
 fn fillrandom_compactions_run_accelerated_direct() {
-    check(true);
+    check(true, "native");
 }
