@@ -227,8 +227,8 @@ fn fixed_runs(dir: &Path, k: usize, per_run: usize, value_len: usize) -> Vec<Sor
 }
 
 /// BENCHMARK, not a test (it asserts nothing about speed): merge throughput of the native merge
-/// and both BPF selections by input count, on 128-byte records (16-byte internal keys) read from
-/// the page cache. Run by scripts/bench-merge.sh, which keeps the machine otherwise idle.
+/// and both BPF selections by input count, on 128-byte records (16-byte internal keys; another
+/// size with RINGMERGE_BENCH_RECORD) read from the page cache. Run by scripts/bench-merge.sh, which keeps the machine otherwise idle.
 #[test]
 #[ignore = "benchmark: run with scripts/bench-merge.sh"]
 fn merge_throughput_by_inputs() {
@@ -238,14 +238,20 @@ fn merge_throughput_by_inputs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
+    // Record size (16-byte internal key + value); db_bench's default workload uses 1 KiB values.
+    let record: usize = std::env::var("RINGMERGE_BENCH_RECORD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+        .max(17);
     let reps = 3;
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let mut rows = Vec::new();
     println!("\n| K | engine | end-to-end MiB/s | merge-only MiB/s |");
     println!("|---|---|---|---|");
     for k in [2usize, 4, 8, 16, 32] {
-        let per_run = (total_mib << 20) / 128 / k;
-        let runs = fixed_runs(dir.path(), k, per_run, 104);
+        let per_run = (total_mib << 20) / record / k;
+        let runs = fixed_runs(dir.path(), k, per_run, record - 16);
         let variants = [
             ("native", MergeChoice::Native),
             ("bpf-linear", MergeChoice::Bpf(Some(Selection::Linear))),
