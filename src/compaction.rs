@@ -80,6 +80,8 @@ pub struct Summary {
     pub runs: usize,
     pub files: usize,
     pub blocks: usize,
+    /// Of `blocks`, those that were compressed (decoded in the run cursors).
+    pub compressed_blocks: usize,
     pub entries: u64,
     pub reader: ReaderStats,
     pub wait: Duration,
@@ -177,6 +179,12 @@ impl MergeSession {
                 .cursors()
                 .iter()
                 .map(|c| c.blocks_decoded as usize)
+                .sum(),
+            compressed_blocks: self
+                .merger
+                .cursors()
+                .iter()
+                .map(|c| c.blocks_decompressed as usize)
                 .sum(),
             entries: self.entries,
             reader,
