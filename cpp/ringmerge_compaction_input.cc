@@ -16,6 +16,8 @@
 #include "rocksdb/comparator.h"
 #include "rocksdb/file_system.h"
 #include "table/block_based/block_based_table_reader.h"
+#include "table/block_based/uncompression_dict_reader.h"
+#include "util/compression.h"
 #include "trace_replay/block_cache_tracer.h"
 
 namespace ROCKSDB_NAMESPACE {
@@ -83,8 +85,47 @@ class TableRef {
   TableReader* reader_ = nullptr;
 };
 
+// The codec a table's blocks may be compressed with, from its
+// `compression_name` property (what BlockBasedTable sets
+// blocks_maybe_compressed from): true when ringmerge decodes it exactly as
+// UncompressData does (src/block/compression.rs). BZip2 and Xpress are not
+// decoded (and this build writes neither); any other name (a future or
+// custom codec) is unknown, so such files keep the stock path.
+bool CodecDecodable(const std::string& name) {
+  // TEST HOOK: RINGMERGE_FAULT_CODEC=<compression_name> treats that codec as
+  // undecodable, so the fallback can be tested end to end with a codec this
+  // build writes (every codec it writes is decodable).
+  static const std::string fault = [] {
+    const char* v = getenv("RINGMERGE_FAULT_CODEC");
+    return std::string(v != nullptr ? v : "");
+  }();
+  if (!fault.empty() && name == fault) {
+    return false;
+  }
+  for (CompressionType t : {kSnappyCompression, kZlibCompression,
+                            kLZ4Compression, kLZ4HCCompression, kZSTD}) {
+    if (name == CompressionTypeToString(t)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+rust::Vec<uint8_t> ToBytes(const Slice& s) {
+  rust::Vec<uint8_t> v;
+  v.reserve(s.size());
+  for (size_t i = 0; i < s.size(); i++) {
+    v.push_back(static_cast<uint8_t>(s[i]));
+  }
+  return v;
+}
+
 // Describes one input file for Rust, or says why it cannot be served.
-// Block handles come from the table's index, already in memory: no data I/O.
+// Block handles come from the table's index. For binary-search, hash and
+// binary-search-with-first-key indexes that index block is already in memory
+// (no I/O); a partitioned index's iterator reads the partitions it walks (from
+// the block cache if there is one, else from the file, as the stock compaction
+// iterator would).
 Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
                     const FileOptions& file_options,
                     const FileMetaData& meta, const ReadOptions& ro,
@@ -101,24 +142,45 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   const auto& props = rep->table_properties;
   char num[64];
   snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
-  if (rep->blocks_maybe_compressed) {
-    *reason = std::string("input ") + num + " may hold compressed blocks";
+  if (props == nullptr) {
+    *reason = std::string("input ") + num + " has no table properties";
+  } else if (rep->blocks_maybe_compressed &&
+             !CodecDecodable(props->compression_name)) {
+    *reason = std::string("input ") + num + " is compressed with " +
+              props->compression_name + ", which ringmerge does not decode";
   } else if (rep->global_seqno != kDisableGlobalSequenceNumber) {
     *reason = std::string("input ") + num + " has a global seqno (ingested)";
   } else if (!rep->user_defined_timestamps_persisted) {
     *reason = std::string("input ") + num + " does not persist timestamps";
-  } else if (rep->index_type ==
-             BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch) {
-    *reason = std::string("input ") + num + " has a partitioned index";
-  } else if (props == nullptr) {
-    *reason = std::string("input ") + num + " has no table properties";
   } else if (props->num_range_deletions > 0) {
     *reason = std::string("input ") + num + " holds range deletions";
   } else if (rep->footer.format_version() < 2) {
+    // Below 2, compressed blocks carry no varint size prefix (and LZ4 a
+    // platform-dependent one); such files are old enough to keep stock.
     *reason = std::string("input ") + num + " has format_version < 2";
   }
   if (!reason->empty()) {
     return Status::NotSupported(*reason);
+  }
+
+  BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
+  out->blocks_maybe_compressed = rep->blocks_maybe_compressed;
+  if (rep->blocks_maybe_compressed && rep->uncompression_dict_reader) {
+    // The dictionary every block of this file was compressed with
+    // (CompressionOptions::max_dict_bytes > 0): pinned in the reader when
+    // there is no block cache, else looked up or read like stock does.
+    CachableEntry<UncompressionDict> dict;
+    s = rep->uncompression_dict_reader->GetOrReadUncompressionDictionary(
+        /*prefetch_buffer=*/nullptr, ro, /*get_context=*/nullptr,
+        &lookup_context, &dict);
+    if (!s.ok()) {
+      *reason = std::string("reading the compression dictionary of ") + num +
+                ": " + s.ToString();
+      return s;
+    }
+    if (dict.GetValue() != nullptr) {
+      out->compression_dict = ToBytes(dict.GetValue()->GetRawDict());
+    }
   }
 
   out->path = TableFileName(cfd->ioptions().cf_paths, meta.fd.GetNumber(),
@@ -127,7 +189,6 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   out->checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
   out->base_context_checksum = rep->footer.base_context_checksum();
 
-  BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
   IndexBlockIter iiter_on_stack;
   InternalIteratorBase<IndexValue>* iiter = rep->index_reader->NewIterator(
       ro, /*disable_prefix_seek=*/true, &iiter_on_stack,
@@ -161,15 +222,6 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
     *reason = std::string("reading the index of ") + num + ": " + s.ToString();
   }
   return s;
-}
-
-rust::Vec<uint8_t> ToBytes(const Slice& s) {
-  rust::Vec<uint8_t> v;
-  v.reserve(s.size());
-  for (size_t i = 0; i < s.size(); i++) {
-    v.push_back(static_cast<uint8_t>(s[i]));
-  }
-  return v;
 }
 
 }  // namespace
@@ -361,6 +413,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.runs = m.runs;
   s.files = m.files;
   s.blocks = m.blocks;
+  s.compressed_blocks = m.compressed_blocks;
   s.entries = m.entries;
   s.bytes_read = m.bytes_read;
   s.reads_submitted = m.reads_submitted;
@@ -374,11 +427,13 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
 std::string RingmergeSummary::ToString() const {
   char buf[512];
   snprintf(buf, sizeof(buf),
-           "backend=%s runs=%" PRIu64 " files=%" PRIu64 " blocks=%" PRIu64
+           "tier=2 backend=%s runs=%" PRIu64 " files=%" PRIu64
+           " blocks=%" PRIu64 " compressed_blocks=%" PRIu64
            " entries=%" PRIu64 " bytes_read=%" PRIu64
            " reads_submitted=%" PRIu64 " io_uring_enter=%" PRIu64
            " short_reads=%" PRIu64 " read_wait_ms=%.1f merge_ms=%.1f",
-           backend.c_str(), runs, files, blocks, entries, bytes_read,
+           backend.c_str(), runs, files, blocks, compressed_blocks, entries,
+           bytes_read,
            reads_submitted, io_uring_enter_calls, short_reads,
            wait_micros / 1000.0, merge_micros / 1000.0);
   std::string out(buf);
@@ -419,6 +474,7 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.runs += s.runs;
   total_.files += s.files;
   total_.blocks += s.blocks;
+  total_.compressed_blocks += s.compressed_blocks;
   total_.entries += s.entries;
   total_.bytes_read += s.bytes_read;
   total_.reads_submitted += s.reads_submitted;
@@ -449,6 +505,7 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
   if (accelerated_ > 0) {
     stream << "ringmerge_backend" << total_.backend;
     stream << "ringmerge_blocks" << total_.blocks;
+    stream << "ringmerge_compressed_blocks" << total_.compressed_blocks;
     stream << "ringmerge_bytes_read" << total_.bytes_read;
     stream << "ringmerge_reads_submitted" << total_.reads_submitted;
     stream << "ringmerge_io_uring_enter_calls" << total_.io_uring_enter_calls;

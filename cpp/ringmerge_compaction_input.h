@@ -31,13 +31,18 @@ class Compaction;
 class EventLoggerStream;
 struct ImmutableDBOptions;
 
-// One subcompaction's figures, as reported in the LOG and the event.
+// One subcompaction's figures, as reported in the LOG and the event. The LOG
+// line starts with `tier=2`: ringmerge feeds the merged stream of all versions
+// to RocksDB's own CompactionIterator (the tier 2); tier 1, which
+// would bypass CompactionIterator, is not built.
 struct RingmergeSummary {
   std::string backend;
   std::string io_uring_fallback_reason;
   uint64_t runs = 0;
   uint64_t files = 0;
   uint64_t blocks = 0;
+  // Of `blocks`, those that were compressed (decoded by ringmerge).
+  uint64_t compressed_blocks = 0;
   uint64_t entries = 0;
   uint64_t bytes_read = 0;
   uint64_t reads_submitted = 0;

@@ -230,11 +230,8 @@ pub(crate) mod testutil {
             ctype::ZLIB => {
                 // Zlib_Compress: deflateInit2(level, Z_DEFLATED, -14, 8, strategy),
                 // deflateSetDictionary, deflate(Z_FINISH).
-                let mut z = Compress::new_with_window_bits(
-                    Compression::default(),
-                    false,
-                    ZLIB_WINDOW_BITS,
-                );
+                let mut z =
+                    Compress::new_with_window_bits(Compression::default(), false, ZLIB_WINDOW_BITS);
                 if !dict.is_empty() {
                     z.set_dictionary(dict).unwrap();
                 }
@@ -313,7 +310,10 @@ mod tests {
             d.decompress(t, &block, &dict, 9, &mut out).unwrap();
             assert!(out == raw, "type {t}");
             let wrong = d.decompress(t, &block, &[], 0, &mut out);
-            assert!(wrong.is_err() || out != raw, "type {t} decoded without its dict");
+            assert!(
+                wrong.is_err() || out != raw,
+                "type {t} decoded without its dict"
+            );
         }
     }
 
@@ -325,11 +325,23 @@ mod tests {
         let ra = a[10..1500].to_vec();
         let rb = b[10..1500].to_vec();
         for _ in 0..2 {
-            d.decompress(ctype::ZSTD, &compress(ctype::ZSTD, &ra, &a), &a, 1, &mut out)
-                .unwrap();
+            d.decompress(
+                ctype::ZSTD,
+                &compress(ctype::ZSTD, &ra, &a),
+                &a,
+                1,
+                &mut out,
+            )
+            .unwrap();
             assert!(out == ra);
-            d.decompress(ctype::ZSTD, &compress(ctype::ZSTD, &rb, &b), &b, 2, &mut out)
-                .unwrap();
+            d.decompress(
+                ctype::ZSTD,
+                &compress(ctype::ZSTD, &rb, &b),
+                &b,
+                2,
+                &mut out,
+            )
+            .unwrap();
             assert!(out == rb);
         }
     }
@@ -362,7 +374,9 @@ mod tests {
             for bad in [&block[..block.len() / 2], &[][..], &[0xff; 40][..]] {
                 let _ = d.decompress(t, bad, &[], 0, &mut out);
             }
-            assert!(d.decompress(t, &block[..block.len() / 2], &[], 0, &mut out).is_err());
+            assert!(d
+                .decompress(t, &block[..block.len() / 2], &[], 0, &mut out)
+                .is_err());
             // A size prefix that disagrees with the stream.
             if t == ctype::ZSTD || t == ctype::LZ4 {
                 let mut wrong = Vec::new();

@@ -54,6 +54,12 @@ struct Flags {
   int subcompactions = 1;
   uint64_t target_file_size = 256 << 10;
   std::string compression = "none";
+  std::string bottommost_compression;  // empty: same as --compression
+  uint32_t max_dict_bytes = 0;         // > 0: compression dictionaries
+  std::string index_type = "binary";   // binary|hash|partitioned|first-key
+  // Values that compress (3 of every 4 words from a small set); on by default
+  // whenever a compression is set, so blocks really are stored compressed.
+  bool compressible = false;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -96,10 +102,15 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
     else if (a == "--target-file-size") f.target_file_size = strtoull(next().c_str(), nullptr, 10);
     else if (a == "--compression") f.compression = next();
+    else if (a == "--bottommost-compression") f.bottommost_compression = next();
+    else if (a == "--max-dict-bytes") f.max_dict_bytes = static_cast<uint32_t>(atoi(next().c_str()));
+    else if (a == "--index-type") f.index_type = next();
+    else if (a == "--compressible") f.compressible = true;
     else Die("unknown flag " + a);
   }
   if (f.db.empty()) Die("--db is required");
   if (f.key_min < 8 || f.key_max < f.key_min) Die("need 8 <= key-min <= key-max");
+  if (f.compression != "none" || !f.bottommost_compression.empty()) f.compressible = true;
   return f;
 }
 
@@ -130,9 +141,13 @@ std::string ValueFor(const Flags& f, Rng& rng) {
   int len = f.value_min + static_cast<int>(rng.Uniform(f.value_max - f.value_min + 1));
   std::string v(len, '\0');
   uint64_t x = rng.Next();
+  static const uint64_t kWords[4] = {0x2d65756c61762d61ULL, 0x3130303030303030ULL,
+                                     0x6b6b6b6b6b6b6b6bULL, 0x0102030405060708ULL};
   for (int i = 0; i < len; i++) {
     if (i % 8 == 0) x = Mix(x);
-    v[i] = static_cast<char>(x >> (8 * (i % 8)));
+    uint64_t w = x;
+    if (f.compressible && (x & 3) != 0) w = kWords[(x >> 2) & 3];
+    v[i] = static_cast<char>(w >> (8 * (i % 8)));
   }
   return v;
 }
@@ -141,6 +156,7 @@ CompressionType ParseCompression(const std::string& c) {
   if (c == "none") return kNoCompression;
   if (c == "snappy") return kSnappyCompression;
   if (c == "lz4") return kLZ4Compression;
+  if (c == "lz4hc") return kLZ4HCCompression;
   if (c == "zstd") return kZSTD;
   if (c == "zlib") return kZlibCompression;
   Die("unknown compression " + c);
@@ -192,6 +208,14 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.max_bytes_for_level_base = 4 * f.target_file_size;
   o.max_subcompactions = f.subcompactions;
   o.compression = ParseCompression(f.compression);
+  o.compression_opts.max_dict_bytes = f.max_dict_bytes;
+  if (!f.bottommost_compression.empty()) {
+    // MyRocks-like: one codec for the upper levels, another (and the
+    // dictionary, if any) for the bottommost level.
+    o.bottommost_compression = ParseCompression(f.bottommost_compression);
+    o.bottommost_compression_opts = o.compression_opts;
+    o.bottommost_compression_opts.enabled = true;
+  }
   o.use_direct_reads = f.direct;
   o.use_direct_io_for_flush_and_compaction = f.direct;
   o.max_open_files = -1;
@@ -200,6 +224,19 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   BlockBasedTableOptions t;
   t.block_size = 4096;
   t.no_block_cache = true;
+  if (f.index_type == "hash") {
+    // The hash index needs a prefix extractor; the keys' first 4 bytes vary.
+    t.index_type = BlockBasedTableOptions::kHashSearch;
+    o.prefix_extractor.reset(NewFixedPrefixTransform(4));
+  } else if (f.index_type == "partitioned") {
+    // Small partitions, so every file's index has many.
+    t.index_type = BlockBasedTableOptions::kTwoLevelIndexSearch;
+    t.metadata_block_size = 256;
+  } else if (f.index_type == "first-key") {
+    t.index_type = BlockBasedTableOptions::kBinarySearchWithFirstKey;
+  } else if (f.index_type != "binary") {
+    Die("unknown index type " + f.index_type);
+  }
   o.table_factory.reset(NewBlockBasedTableFactory(t));
   return o;
 }
@@ -317,6 +354,9 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
             m.smallest_seqno, m.largest_seqno, m.num_entries, m.num_deletions);
     SstFileReader reader(o);
     Check(reader.Open(m.directory + "/" + m.relative_filename), "SstFileReader::Open");
+    auto props = reader.GetTableProperties();
+    fprintf(fp, "  compression=%s index_partitions=%" PRIu64 "\n",
+            props->compression_name.c_str(), props->index_partitions);
     auto it = reader.NewTableIterator();
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       Slice ik = it->key();
