@@ -26,6 +26,7 @@ struct RingmergeCompactionInput::Rep {
   explicit Rep(rust::Box<ringmerge::CompactionMerge> m) : merge(std::move(m)) {}
   rust::Box<ringmerge::CompactionMerge> merge;
   const InternalKeyComparator* icmp = nullptr;
+  uint64_t dict_files = 0;
 };
 
 namespace {
@@ -269,6 +270,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const Comparator* ucmp = cfd->user_comparator();
 
   ringmerge::CompactionInput input;
+  uint64_t dict_files = 0;
   input.use_direct_reads = db_options.use_direct_reads;
   input.memory_budget = settings.memory_budget;
   if (start.has_value()) {
@@ -303,6 +305,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
         if (reason->empty()) *reason = s.ToString();
         return nullptr;
       }
+      if (!file.compression_dict.empty()) {
+        dict_files++;
+      }
       if (l0) {
         ringmerge::SortedRun run;
         run.files.push_back(std::move(file));
@@ -327,6 +332,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   }
   auto rep = std::make_unique<Rep>(std::move(merge));
   rep->icmp = &cfd->internal_comparator();
+  rep->dict_files = dict_files;
   return std::unique_ptr<RingmergeCompactionInput>(
       new RingmergeCompactionInput(std::move(rep)));
 }
@@ -414,6 +420,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.files = m.files;
   s.blocks = m.blocks;
   s.compressed_blocks = m.compressed_blocks;
+  s.dict_files = rep_->dict_files;
   s.entries = m.entries;
   s.bytes_read = m.bytes_read;
   s.reads_submitted = m.reads_submitted;
@@ -429,11 +436,11 @@ std::string RingmergeSummary::ToString() const {
   snprintf(buf, sizeof(buf),
            "tier=2 backend=%s runs=%" PRIu64 " files=%" PRIu64
            " blocks=%" PRIu64 " compressed_blocks=%" PRIu64
-           " entries=%" PRIu64 " bytes_read=%" PRIu64
+           " dict_files=%" PRIu64 " entries=%" PRIu64 " bytes_read=%" PRIu64
            " reads_submitted=%" PRIu64 " io_uring_enter=%" PRIu64
            " short_reads=%" PRIu64 " read_wait_ms=%.1f merge_ms=%.1f",
-           backend.c_str(), runs, files, blocks, compressed_blocks, entries,
-           bytes_read,
+           backend.c_str(), runs, files, blocks, compressed_blocks,
+           dict_files, entries, bytes_read,
            reads_submitted, io_uring_enter_calls, short_reads,
            wait_micros / 1000.0, merge_micros / 1000.0);
   std::string out(buf);
@@ -475,6 +482,7 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.files += s.files;
   total_.blocks += s.blocks;
   total_.compressed_blocks += s.compressed_blocks;
+  total_.dict_files += s.dict_files;
   total_.entries += s.entries;
   total_.bytes_read += s.bytes_read;
   total_.reads_submitted += s.reads_submitted;

@@ -43,6 +43,8 @@ struct RingmergeSummary {
   uint64_t blocks = 0;
   // Of `blocks`, those that were compressed (decoded by ringmerge).
   uint64_t compressed_blocks = 0;
+  // Input files that carry a compression dictionary.
+  uint64_t dict_files = 0;
   uint64_t entries = 0;
   uint64_t bytes_read = 0;
   uint64_t reads_submitted = 0;
