@@ -456,6 +456,17 @@ fn partitioned_index() {
         ],
     );
     assert_accelerated(&log);
+    let dump =
+        std::fs::read_to_string(root().join("target/difftest/partitioned_index/dump-native.txt"))
+            .unwrap();
+    assert!(
+        dump.lines().any(|l| l
+            .split("index_partitions=")
+            .nth(1)
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n >= 2)),
+        "the tables' indexes are not partitioned"
+    );
 }
 
 #[test]
@@ -497,6 +508,10 @@ fn hash_index() {
         ],
     );
     assert_accelerated(&log);
+    assert!(
+        some_table_contains("hash_index", b"rocksdb.hashindex.prefixes"),
+        "the tables have no hash index metadata"
+    );
 }
 
 #[test]
