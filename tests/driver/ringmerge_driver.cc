@@ -49,6 +49,7 @@ struct Flags {
   int universe_factor = 3;  // key universe = factor * keys_per_file
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
   bool range_del = false;
+  int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   bool direct = false;
   bool force_bottommost = false;  // recompact the last level too
   int subcompactions = 1;
@@ -97,6 +98,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
+    else if (a == "--range-dels") f.range_dels = atoi(next().c_str());
     else if (a == "--direct") f.direct = true;
     else if (a == "--force-bottommost") f.force_bottommost = true;
     else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
@@ -279,10 +281,32 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
     Check(db->Put(wo, k, v), "Put");
     (*model)[k] = v;
   };
+  auto delete_range = [&](const std::string& a, const std::string& b) {
+    Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
+    for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
+      it = model->erase(it);
+    }
+  };
+  // A tombstone over about 1/64 of the key space (keys start with 8 hash
+  // bytes), from a random key's prefix on.
+  auto narrow_range_del = [&]() {
+    std::string a = KeyFor(f, rng.Uniform(universe)).substr(0, 8);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++) h = (h << 8) | static_cast<unsigned char>(a[i]);
+    uint64_t e = h + (h < ~0ULL - (~0ULL >> 6) ? (~0ULL >> 6) : 0);
+    std::string b(8, '\0');
+    for (int i = 0; i < 8; i++) b[i] = static_cast<char>(e >> (56 - 8 * i));
+    if (a < b) delete_range(a, b);
+  };
+  // The writes of one file, with `f.range_dels` tombstones spread among them.
+  auto range_dels_due = [&](int i, int n) {
+    return f.range_dels > 0 && (i + 1) % std::max(1, n / f.range_dels) == 0;
+  };
   // Base levels, deepest first, each compacted into place with CompactRange.
   for (int level = f.base_levels; level >= 1; level--) {
     for (int i = 0; i < f.keys_per_file * 2; i++) {
       apply_put(KeyFor(f, rng.Uniform(universe)), ValueFor(f, rng));
+      if (range_dels_due(i, f.keys_per_file * 2)) narrow_range_del();
     }
     Check(db->Flush(fo), "Flush");
     CompactRangeOptions cro;
@@ -307,15 +331,13 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
       } else {
         apply_put(k, ValueFor(f, rng));
       }
+      if (range_dels_due(i, f.keys_per_file)) narrow_range_del();
     }
     if (f.range_del && file == f.l0_files / 2) {
       std::string a = KeyFor(f, rng.Uniform(universe));
       std::string b = KeyFor(f, rng.Uniform(universe));
       if (b < a) std::swap(a, b);
-      Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
-      for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
-        it = model->erase(it);
-      }
+      delete_range(a, b);
     }
     Check(db->Flush(fo), "Flush");
     if (f.snapshots > 0 && file % f.snapshots == 0) {
@@ -355,8 +377,10 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
     SstFileReader reader(o);
     Check(reader.Open(m.directory + "/" + m.relative_filename), "SstFileReader::Open");
     auto props = reader.GetTableProperties();
-    fprintf(fp, "  compression=%s index_partitions=%" PRIu64 "\n",
-            props->compression_name.c_str(), props->index_partitions);
+    fprintf(fp, "  compression=%s index_partitions=%" PRIu64
+            " range_deletions=%" PRIu64 " data_size=%" PRIu64 "\n",
+            props->compression_name.c_str(), props->index_partitions,
+            props->num_range_deletions, props->data_size);
     auto it = reader.NewTableIterator();
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       Slice ik = it->key();
@@ -369,6 +393,19 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
               it->value().size(), Fnv(it->value()));
     }
     Check(it->status(), "table iterator");
+  }
+  // What a reader sees (range tombstones applied): count and hash of every
+  // visible key and value.
+  {
+    std::unique_ptr<Iterator> it(db->NewIterator(ReadOptions()));
+    uint64_t n = 0, h = 0xcbf29ce484222325ULL;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      n++;
+      h = h * 31 + Fnv(it->key());
+      h = h * 31 + Fnv(it->value());
+    }
+    Check(it->status(), "db iterator");
+    fprintf(fp, "visible keys=%" PRIu64 " hash=%016" PRIx64 "\n", n, h);
   }
   if (fp != stdout) fclose(fp);
 }
