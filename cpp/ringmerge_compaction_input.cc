@@ -9,6 +9,8 @@
 #include "db/column_family.h"
 #include "db/compaction/compaction.h"
 #include "db/dbformat.h"
+#include "db/range_del_aggregator.h"
+#include "db/table_cache.h"
 #include "file/filename.h"
 #include "logging/event_logger.h"
 #include "logging/logging.h"
@@ -18,14 +20,67 @@
 #include "rocksdb/comparator.h"
 #include "rocksdb/file_system.h"
 #include "table/block_based/block_based_table_reader.h"
+#include "table/block_based/uncompression_dict_reader.h"
+#include "table/compaction_merging_iterator.h"
+#include "util/compression.h"
 #include "trace_replay/block_cache_tracer.h"
 
 namespace ROCKSDB_NAMESPACE {
 
+namespace {
+
+// ringmerge's merged stream of point entries, batch by batch from Rust.
+class RingmergeStream : public InternalIterator {
+ public:
+  RingmergeStream(rust::Box<ringmerge::CompactionMerge> merge,
+                  const InternalKeyComparator* icmp)
+      : merge_(std::move(merge)), icmp_(icmp) {}
+
+  bool Valid() const override { return valid_; }
+  void SeekToFirst() override;
+  void Seek(const Slice& target) override;
+  void Next() override;
+  void SeekToLast() override { Unsupported("SeekToLast"); }
+  void SeekForPrev(const Slice&) override { Unsupported("SeekForPrev"); }
+  void Prev() override { Unsupported("Prev"); }
+  Slice key() const override {
+    assert(valid_);
+    const uint32_t* e = index_ + 4 * pos_;
+    return Slice(data_ + e[0], e[1]);
+  }
+  Slice value() const override {
+    assert(valid_);
+    const uint32_t* e = index_ + 4 * pos_;
+    return Slice(data_ + e[2], e[3]);
+  }
+  Status status() const override { return status_; }
+
+  const ringmerge::CompactionMerge& merge() const { return *merge_; }
+
+ private:
+  void FetchBatch();
+  void Unsupported(const char* op) {
+    valid_ = false;
+    status_ = Status::NotSupported(std::string("ringmerge input: ") + op);
+  }
+
+  rust::Box<ringmerge::CompactionMerge> merge_;
+  const InternalKeyComparator* icmp_;
+  const char* data_ = nullptr;
+  const uint32_t* index_ = nullptr;
+  size_t count_ = 0;
+  size_t pos_ = 0;
+  bool started_ = false;
+  bool valid_ = false;
+  Status status_;
+};
+
+}  // namespace
+
 struct RingmergeCompactionInput::Rep {
-  explicit Rep(rust::Box<ringmerge::CompactionMerge> m) : merge(std::move(m)) {}
-  rust::Box<ringmerge::CompactionMerge> merge;
-  const InternalKeyComparator* icmp = nullptr;
+  RingmergeStream* stream = nullptr;  // owned by the iterator
+  uint64_t dict_files = 0;
+  uint64_t range_del_files = 0;
 };
 
 namespace {
@@ -85,13 +140,53 @@ class TableRef {
   TableReader* reader_ = nullptr;
 };
 
+// The codec a table's blocks may be compressed with, from its
+// `compression_name` property (what BlockBasedTable sets
+// blocks_maybe_compressed from): true when ringmerge decodes it exactly as
+// UncompressData does (src/block/compression.rs). BZip2 and Xpress are not
+// decoded (and this build writes neither); any other name (a future or
+// custom codec) is unknown, so such files keep the stock path.
+bool CodecDecodable(const std::string& name) {
+  // TEST HOOK: RINGMERGE_FAULT_CODEC=<compression_name> treats that codec as
+  // undecodable, so the fallback can be tested end to end with a codec this
+  // build writes (every codec it writes is decodable).
+  static const std::string fault = [] {
+    const char* v = getenv("RINGMERGE_FAULT_CODEC");
+    return std::string(v != nullptr ? v : "");
+  }();
+  if (!fault.empty() && name == fault) {
+    return false;
+  }
+  for (CompressionType t : {kSnappyCompression, kZlibCompression,
+                            kLZ4Compression, kLZ4HCCompression, kZSTD}) {
+    if (name == CompressionTypeToString(t)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+rust::Vec<uint8_t> ToBytes(const Slice& s) {
+  rust::Vec<uint8_t> v;
+  v.reserve(s.size());
+  for (size_t i = 0; i < s.size(); i++) {
+    v.push_back(static_cast<uint8_t>(s[i]));
+  }
+  return v;
+}
+
 // Describes one input file for Rust, or says why it cannot be served.
-// Block handles come from the table's index, already in memory: no data I/O.
+// Block handles come from the table's index. For binary-search, hash and
+// binary-search-with-first-key indexes that index block is already in memory
+// (no I/O); a partitioned index's iterator reads the partitions it walks (from
+// the block cache if there is one, else from the file, as the stock compaction
+// iterator would).
 Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
                     const FileOptions& file_options,
                     const FileMetaData& meta, const ReadOptions& ro,
                     const Slice* start_ikey, const Slice* end_user_key,
-                    ringmerge::InputFile* out, std::string* reason) {
+                    ringmerge::InputFile* out, bool* has_range_deletions,
+                    std::string* reason) {
   Status s;
   TableRef table(cfd, mopts, meta, ro, file_options, &s);
   if (!s.ok()) {
@@ -103,24 +198,44 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   const auto& props = rep->table_properties;
   char num[64];
   snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
-  if (rep->blocks_maybe_compressed) {
-    *reason = std::string("input ") + num + " may hold compressed blocks";
+  if (props == nullptr) {
+    *reason = std::string("input ") + num + " has no table properties";
+  } else if (rep->blocks_maybe_compressed &&
+             !CodecDecodable(props->compression_name)) {
+    *reason = std::string("input ") + num + " is compressed with " +
+              props->compression_name + ", which ringmerge does not decode";
   } else if (rep->global_seqno != kDisableGlobalSequenceNumber) {
     *reason = std::string("input ") + num + " has a global seqno (ingested)";
   } else if (!rep->user_defined_timestamps_persisted) {
     *reason = std::string("input ") + num + " does not persist timestamps";
-  } else if (rep->index_type ==
-             BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch) {
-    *reason = std::string("input ") + num + " has a partitioned index";
-  } else if (props == nullptr) {
-    *reason = std::string("input ") + num + " has no table properties";
-  } else if (props->num_range_deletions > 0) {
-    *reason = std::string("input ") + num + " holds range deletions";
   } else if (rep->footer.format_version() < 2) {
+    // Below 2, compressed blocks carry no varint size prefix (and LZ4 a
+    // platform-dependent one); such files are old enough to keep stock.
     *reason = std::string("input ") + num + " has format_version < 2";
   }
   if (!reason->empty()) {
     return Status::NotSupported(*reason);
+  }
+
+  BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
+  out->blocks_maybe_compressed = rep->blocks_maybe_compressed;
+  *has_range_deletions = props->num_range_deletions > 0;
+  if (rep->blocks_maybe_compressed && rep->uncompression_dict_reader) {
+    // The dictionary every block of this file was compressed with
+    // (CompressionOptions::max_dict_bytes > 0): pinned in the reader when
+    // there is no block cache, else looked up or read like stock does.
+    CachableEntry<UncompressionDict> dict;
+    s = rep->uncompression_dict_reader->GetOrReadUncompressionDictionary(
+        /*prefetch_buffer=*/nullptr, ro, /*get_context=*/nullptr,
+        &lookup_context, &dict);
+    if (!s.ok()) {
+      *reason = std::string("reading the compression dictionary of ") + num +
+                ": " + s.ToString();
+      return s;
+    }
+    if (dict.GetValue() != nullptr) {
+      out->compression_dict = ToBytes(dict.GetValue()->GetRawDict());
+    }
   }
 
   out->path = TableFileName(cfd->ioptions().cf_paths, meta.fd.GetNumber(),
@@ -129,7 +244,6 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   out->checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
   out->base_context_checksum = rep->footer.base_context_checksum();
 
-  BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
   IndexBlockIter iiter_on_stack;
   InternalIteratorBase<IndexValue>* iiter = rep->index_reader->NewIterator(
       ro, /*disable_prefix_seek=*/true, &iiter_on_stack,
@@ -165,22 +279,13 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   return s;
 }
 
-rust::Vec<uint8_t> ToBytes(const Slice& s) {
-  rust::Vec<uint8_t> v;
-  v.reserve(s.size());
-  for (size_t i = 0; i < s.size(); i++) {
-    v.push_back(static_cast<uint8_t>(s[i]));
-  }
-  return v;
-}
-
 }  // namespace
 
 std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     const Compaction* c, const std::optional<Slice>& start,
     const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
     const FileOptions& file_options, const ReadOptions& read_options,
-    std::string* reason) {
+    RangeDelAggregator* range_del_agg, std::string* reason) {
   reason->clear();
   const ringmerge::Settings& settings = ProcessSettings();
   if (settings.mode == ringmerge::Mode::Off) {
@@ -219,6 +324,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const Comparator* ucmp = cfd->user_comparator();
 
   ringmerge::CompactionInput input;
+  uint64_t dict_files = 0;
+  // Input files (level index, file index) that hold range tombstones.
+  std::vector<std::pair<size_t, size_t>> range_del_files;
   input.use_direct_reads = db_options.use_direct_reads;
   input.merge_in_bpf = settings.mode == ringmerge::Mode::Bpf;
   input.memory_budget = settings.memory_budget;
@@ -248,11 +356,19 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
         continue;
       }
       ringmerge::InputFile file;
+      bool has_range_deletions = false;
       Status s = DescribeFile(cfd, mopts, file_options, meta, read_options,
-                              start_ptr, end_ptr, &file, reason);
+                              start_ptr, end_ptr, &file, &has_range_deletions,
+                              reason);
       if (!s.ok()) {
         if (reason->empty()) *reason = s.ToString();
         return nullptr;
+      }
+      if (!file.compression_dict.empty()) {
+        dict_files++;
+      }
+      if (has_range_deletions) {
+        range_del_files.emplace_back(which, i);
       }
       if (l0) {
         ringmerge::SortedRun run;
@@ -288,43 +404,134 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
                      std::string(opened.bpf_unavailable).c_str());
     });
   }
-  auto rep = std::make_unique<Rep>(std::move(merge));
-  rep->icmp = &cfd->internal_comparator();
+  auto rep = std::make_unique<Rep>();
+  rep->dict_files = dict_files;
+  rep->range_del_files = range_del_files.size();
+  const InternalKeyComparator* icmp = &cfd->internal_comparator();
+  auto stream = std::make_unique<RingmergeStream>(std::move(merge), icmp);
+  rep->stream = stream.get();
+  if (range_del_files.empty()) {
+    return std::unique_ptr<RingmergeCompactionInput>(
+        new RingmergeCompactionInput(std::move(rep), std::move(stream)));
+  }
+
+  // Range tombstones, exactly as MakeInputIterator handles them: each input
+  // file's tombstones go to the range-del aggregator (truncated to the file,
+  // or for deeper levels to the compaction's atomic unit boundaries, as
+  // LevelIterator passes them), and each file's TruncatedRangeDelIterator
+  // (truncated to the file) feeds CompactionMergingIterator, which emits the
+  // tombstones' start keys as sentinel entries among the point entries. Here
+  // the point entries are ringmerge's stream (one child) and every file with
+  // tombstones is a child with no point entries: the merged order is by
+  // internal key, so the sequence equals stock's. Only files the stock
+  // iterators would open are used: for deeper levels LevelIterator stops
+  // before a file whose smallest key reaches `end` (iterate_upper_bound).
+  std::vector<InternalIterator*> children;
+  std::vector<std::pair<std::unique_ptr<TruncatedRangeDelIterator>,
+                        std::unique_ptr<TruncatedRangeDelIterator>**>>
+      tombstones;
+  children.push_back(stream.release());
+  tombstones.emplace_back(nullptr, nullptr);
+  const SequenceNumber level_read_seq =
+      read_options.snapshot != nullptr
+          ? read_options.snapshot->GetSequenceNumber()
+          : kMaxSequenceNumber;
+  uint64_t used = 0;
+  Status ts;
+  for (const auto& [which, i] : range_del_files) {
+    const LevelFilesBrief* flevel = c->input_levels(which);
+    const FileMetaData& meta = *flevel->files[i].file_metadata;
+    const int level = c->level(which);
+    const InternalKey* smallest_ck = nullptr;
+    const InternalKey* largest_ck = nullptr;
+    if (level != 0) {
+      if (end.has_value() && ucmp->Compare(meta.smallest.user_key(), *end) >= 0) {
+        continue;
+      }
+      const auto* bounds = c->boundaries(which);
+      if (bounds != nullptr && i < bounds->size()) {
+        smallest_ck = (*bounds)[i].smallest;
+        largest_ck = (*bounds)[i].largest;
+      }
+    }
+    std::unique_ptr<TruncatedRangeDelIterator> range_del_iter;
+    // The point iterator it also returns is dropped unpositioned (no I/O).
+    std::unique_ptr<InternalIterator> point(cfd->table_cache()->NewIterator(
+        read_options, file_options, *icmp, meta, range_del_agg, mopts,
+        /*table_reader_ptr=*/nullptr, /*file_read_hist=*/nullptr,
+        TableReaderCaller::kCompaction, /*arena=*/nullptr,
+        /*skip_filters=*/false, level,
+        level == 0 ? MaxFileSizeForL0MetaPin(mopts) : 0, smallest_ck,
+        largest_ck, /*allow_unprepared_value=*/false,
+        level == 0 ? nullptr : &level_read_seq, &range_del_iter));
+    ts = point->status();
+    if (!ts.ok()) {
+      break;
+    }
+    if (range_del_iter != nullptr) {
+      children.push_back(NewEmptyInternalIterator<Slice>(/*arena=*/nullptr));
+      tombstones.emplace_back(std::move(range_del_iter), nullptr);
+      used++;
+    }
+  }
+  // The merging iterator owns the children (the stream included) from here.
+  std::unique_ptr<InternalIterator> merged(NewCompactionMergingIterator(
+      icmp, children.data(), static_cast<int>(children.size()), tombstones,
+      /*arena=*/nullptr, /*stats=*/nullptr));
+  if (!ts.ok()) {
+    // Nothing is written yet. Tombstones already added to the aggregator are
+    // the ones MakeInputIterator adds again (it skips files already added).
+    *reason = "reading range tombstones: " + ts.ToString();
+    return nullptr;
+  }
+  rep->range_del_files = used;
   return std::unique_ptr<RingmergeCompactionInput>(
-      new RingmergeCompactionInput(std::move(rep)));
+      new RingmergeCompactionInput(std::move(rep), std::move(merged)));
 }
 
-RingmergeCompactionInput::RingmergeCompactionInput(std::unique_ptr<Rep> rep)
-    : rep_(std::move(rep)) {}
+RingmergeCompactionInput::RingmergeCompactionInput(
+    std::unique_ptr<Rep> rep, std::unique_ptr<InternalIterator> iter)
+    : rep_(std::move(rep)), iter_(std::move(iter)) {}
 
 RingmergeCompactionInput::~RingmergeCompactionInput() = default;
 
-void RingmergeCompactionInput::FetchBatch() {
-  const bool more = rep_->merge->next_batch();
+void RingmergeCompactionInput::SeekToLast() {
+  unsupported_ = Status::NotSupported("ringmerge input: SeekToLast");
+}
+void RingmergeCompactionInput::SeekForPrev(const Slice&) {
+  unsupported_ = Status::NotSupported("ringmerge input: SeekForPrev");
+}
+void RingmergeCompactionInput::Prev() {
+  unsupported_ = Status::NotSupported("ringmerge input: Prev");
+}
+
+Status RingmergeCompactionInput::status() const {
+  return unsupported_.ok() ? iter_->status() : unsupported_;
+}
+
+namespace {
+
+void RingmergeStream::FetchBatch() {
+  const bool more = merge_->next_batch();
   // The reads happened on io_uring (or pread) on this thread's behalf: count
   // them where RocksDB counts compaction reads (rocksdb.compact.read.bytes).
-  IOSTATS_ADD(bytes_read, rep_->merge->take_bytes_read());
+  IOSTATS_ADD(bytes_read, merge_->take_bytes_read());
   pos_ = 0;
   if (!more) {
     count_ = 0;
     valid_ = false;
-    status_ = ToStatus(rep_->merge->status());
+    status_ = ToStatus(merge_->status());
     return;
   }
-  rust::Slice<const uint8_t> data = rep_->merge->batch_data();
-  rust::Slice<const uint32_t> index = rep_->merge->batch_index();
+  rust::Slice<const uint8_t> data = merge_->batch_data();
+  rust::Slice<const uint32_t> index = merge_->batch_index();
   data_ = reinterpret_cast<const char*>(data.data());
   index_ = index.data();
   count_ = index.size() / 4;
   valid_ = count_ > 0;
 }
 
-void RingmergeCompactionInput::Unsupported(const char* op) {
-  valid_ = false;
-  status_ = Status::NotSupported(std::string("ringmerge input: ") + op);
-}
-
-void RingmergeCompactionInput::SeekToFirst() {
+void RingmergeStream::SeekToFirst() {
   if (started_) {
     return Unsupported("SeekToFirst after iteration started");
   }
@@ -332,50 +539,37 @@ void RingmergeCompactionInput::SeekToFirst() {
   FetchBatch();
 }
 
-void RingmergeCompactionInput::Seek(const Slice& target) {
+void RingmergeStream::Seek(const Slice& target) {
   if (!started_) {
     SeekToFirst();
-  } else if (valid_ && rep_->icmp->Compare(key(), target) > 0) {
+  } else if (valid_ && icmp_->Compare(key(), target) > 0) {
     return;  // Already past target: a forward seek is a no-op.
   }
-  while (valid_ && rep_->icmp->Compare(key(), target) < 0) {
+  while (valid_ && icmp_->Compare(key(), target) < 0) {
     Next();
   }
 }
 
-void RingmergeCompactionInput::Next() {
+void RingmergeStream::Next() {
   assert(valid_);
   if (++pos_ >= count_) {
     FetchBatch();
   }
 }
 
-void RingmergeCompactionInput::SeekToLast() { Unsupported("SeekToLast"); }
-void RingmergeCompactionInput::SeekForPrev(const Slice&) {
-  Unsupported("SeekForPrev");
-}
-void RingmergeCompactionInput::Prev() { Unsupported("Prev"); }
-
-Slice RingmergeCompactionInput::key() const {
-  assert(valid_);
-  const uint32_t* e = index_ + 4 * pos_;
-  return Slice(data_ + e[0], e[1]);
-}
-
-Slice RingmergeCompactionInput::value() const {
-  assert(valid_);
-  const uint32_t* e = index_ + 4 * pos_;
-  return Slice(data_ + e[2], e[3]);
-}
+}  // namespace
 
 RingmergeSummary RingmergeCompactionInput::Summary() const {
-  ringmerge::MergeSummary m = rep_->merge->summary();
+  ringmerge::MergeSummary m = rep_->stream->merge().summary();
   RingmergeSummary s;
   s.backend = std::string(m.backend);
   s.io_uring_fallback_reason = std::string(m.io_uring_fallback_reason);
   s.runs = m.runs;
   s.files = m.files;
   s.blocks = m.blocks;
+  s.compressed_blocks = m.compressed_blocks;
+  s.dict_files = rep_->dict_files;
+  s.range_del_files = rep_->range_del_files;
   s.entries = m.entries;
   s.bytes_read = m.bytes_read;
   s.reads_submitted = m.reads_submitted;
@@ -392,11 +586,14 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
 std::string RingmergeSummary::ToString() const {
   char buf[512];
   snprintf(buf, sizeof(buf),
-           "backend=%s merge=%s runs=%" PRIu64 " files=%" PRIu64 " blocks=%" PRIu64
+           "tier=2 backend=%s merge=%s runs=%" PRIu64 " files=%" PRIu64
+           " blocks=%" PRIu64 " compressed_blocks=%" PRIu64
+           " dict_files=%" PRIu64 " range_del_files=%" PRIu64
            " entries=%" PRIu64 " bytes_read=%" PRIu64
            " reads_submitted=%" PRIu64 " io_uring_enter=%" PRIu64
            " short_reads=%" PRIu64 " read_wait_ms=%.1f merge_ms=%.1f",
-           backend.c_str(), merge_engine.c_str(), runs, files, blocks, entries, bytes_read,
+           backend.c_str(), merge_engine.c_str(), runs, files, blocks,
+           compressed_blocks, dict_files, range_del_files, entries, bytes_read,
            reads_submitted, io_uring_enter_calls, short_reads,
            wait_micros / 1000.0, merge_micros / 1000.0);
   std::string out(buf);
@@ -445,6 +642,9 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.runs += s.runs;
   total_.files += s.files;
   total_.blocks += s.blocks;
+  total_.compressed_blocks += s.compressed_blocks;
+  total_.dict_files += s.dict_files;
+  total_.range_del_files += s.range_del_files;
   total_.entries += s.entries;
   total_.bytes_read += s.bytes_read;
   total_.reads_submitted += s.reads_submitted;
@@ -476,6 +676,7 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
     stream << "ringmerge_backend" << total_.backend;
     stream << "ringmerge_merge" << total_.merge_engine;
     stream << "ringmerge_blocks" << total_.blocks;
+    stream << "ringmerge_compressed_blocks" << total_.compressed_blocks;
     stream << "ringmerge_bytes_read" << total_.bytes_read;
     stream << "ringmerge_reads_submitted" << total_.reads_submitted;
     stream << "ringmerge_io_uring_enter_calls" << total_.io_uring_enter_calls;

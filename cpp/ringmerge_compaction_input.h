@@ -31,13 +31,22 @@ class Compaction;
 class EventLoggerStream;
 struct ImmutableDBOptions;
 
-// One subcompaction's figures, as reported in the LOG and the event.
+// One subcompaction's figures, as reported in the LOG and the event. The LOG
+// line starts with `tier=2`: ringmerge feeds the merged stream of all versions
+// to RocksDB's own CompactionIterator (the tier 2); tier 1, which
+// would bypass CompactionIterator, is not built.
 struct RingmergeSummary {
   std::string backend;
   std::string io_uring_fallback_reason;
   uint64_t runs = 0;
   uint64_t files = 0;
   uint64_t blocks = 0;
+  // Of `blocks`, those that were compressed (decoded by ringmerge).
+  uint64_t compressed_blocks = 0;
+  // Input files that carry a compression dictionary.
+  uint64_t dict_files = 0;
+  // Input files whose range tombstones were interleaved as sentinels.
+  uint64_t range_del_files = 0;
   uint64_t entries = 0;
   uint64_t bytes_read = 0;
   uint64_t reads_submitted = 0;
@@ -53,6 +62,14 @@ struct RingmergeSummary {
   std::string ToString() const;
 };
 
+class RangeDelAggregator;
+
+// The accelerated input: ringmerge's merged stream of point entries, and,
+// when inputs hold range deletions, their tombstone start keys interleaved as
+// sentinel entries exactly as CompactionMergingIterator emits them (RocksDB's
+// own CompactionMergingIterator does the interleaving, over the stream and the
+// inputs' TruncatedRangeDelIterators), with the tombstones added to the
+// subcompaction's range-del aggregator as MakeInputIterator adds them.
 class RingmergeCompactionInput : public InternalIterator {
  public:
   // Returns the accelerated input, or nullptr when ringmerge is off or cannot
@@ -62,39 +79,37 @@ class RingmergeCompactionInput : public InternalIterator {
       const Compaction* compaction, const std::optional<Slice>& start,
       const std::optional<Slice>& end, const ImmutableDBOptions& db_options,
       const FileOptions& file_options, const ReadOptions& read_options,
-      std::string* fallback_reason);
+      RangeDelAggregator* range_del_agg, std::string* fallback_reason);
 
   ~RingmergeCompactionInput() override;
 
-  bool Valid() const override { return valid_; }
-  void SeekToFirst() override;
-  void SeekToLast() override;
+  bool Valid() const override { return unsupported_.ok() && iter_->Valid(); }
+  void SeekToFirst() override { iter_->SeekToFirst(); }
   // Forward only: compaction seeks to its start bound, and a compaction
   // filter's skip-until moves forward. A backward seek is NotSupported.
-  void Seek(const Slice& target) override;
+  void Seek(const Slice& target) override { iter_->Seek(target); }
+  void SeekToLast() override;
   void SeekForPrev(const Slice& target) override;
-  void Next() override;
+  void Next() override { iter_->Next(); }
   void Prev() override;
-  Slice key() const override;
-  Slice value() const override;
-  Status status() const override { return status_; }
+  Slice key() const override { return iter_->key(); }
+  Slice value() const override { return iter_->value(); }
+  Status status() const override;
+  bool IsDeleteRangeSentinelKey() const override {
+    return iter_->IsDeleteRangeSentinelKey();
+  }
 
   RingmergeSummary Summary() const;
 
  private:
   struct Rep;
-  explicit RingmergeCompactionInput(std::unique_ptr<Rep> rep);
-  void FetchBatch();
-  void Unsupported(const char* op);
+  RingmergeCompactionInput(std::unique_ptr<Rep> rep,
+                           std::unique_ptr<InternalIterator> iter);
 
   std::unique_ptr<Rep> rep_;
-  const char* data_ = nullptr;
-  const uint32_t* index_ = nullptr;
-  size_t count_ = 0;
-  size_t pos_ = 0;
-  bool started_ = false;
-  bool valid_ = false;
-  Status status_;
+  // The stream itself, or a CompactionMergingIterator that owns it.
+  std::unique_ptr<InternalIterator> iter_;
+  Status unsupported_;
 };
 
 // Totals over one job's subcompactions, for the compaction_finished event.

@@ -28,6 +28,11 @@ mod ffi {
         base_context_checksum: u32,
         /// The data blocks to read, in file order, as offset, size pairs.
         block_handles: Vec<u64>,
+        /// `compression_name` is not NoCompression (the C++ side only hands over files whose
+        /// codec ringmerge decodes, with format_version >= 2).
+        blocks_maybe_compressed: bool,
+        /// The compression dictionary block's contents; empty when the table has none.
+        compression_dict: Vec<u8>,
     }
 
     /// One L0 file, or the files of one deeper level in key order.
@@ -88,6 +93,7 @@ mod ffi {
         runs: u64,
         files: u64,
         blocks: u64,
+        compressed_blocks: u64,
         entries: u64,
         bytes_read: u64,
         reads_submitted: u64,
@@ -192,6 +198,8 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
                         size: h[1],
                     })
                     .collect(),
+                blocks_maybe_compressed: f.blocks_maybe_compressed,
+                compression_dict: f.compression_dict,
             });
         }
         runs.push(SortedRun { files });
@@ -327,6 +335,7 @@ impl CompactionMerge {
             runs: s.runs as u64,
             files: s.files as u64,
             blocks: s.blocks as u64,
+            compressed_blocks: s.compressed_blocks as u64,
             entries: s.entries,
             bytes_read: s.reader.bytes_read,
             reads_submitted: s.reader.reads_submitted,

@@ -92,6 +92,8 @@ pub struct Summary {
     pub runs: usize,
     pub files: usize,
     pub blocks: usize,
+    /// Of `blocks`, those that were compressed (decoded in the run cursors).
+    pub compressed_blocks: usize,
     pub entries: u64,
     pub reader: ReaderStats,
     pub wait: Duration,
@@ -255,6 +257,15 @@ impl MergeSession {
                     .map(|c| c.blocks_decoded as usize)
                     .sum(),
                 Engine::Bpf(b) => b.blocks as usize,
+            },
+            compressed_blocks: match &self.engine {
+                Engine::Native(n) => n
+                    .merger
+                    .cursors()
+                    .iter()
+                    .map(|c| c.blocks_decompressed as usize)
+                    .sum(),
+                Engine::Bpf(b) => b.compressed_blocks as usize,
             },
             entries: match &self.engine {
                 Engine::Native(n) => n.entries,

@@ -20,6 +20,11 @@ pub struct InputFile {
     /// 0 below format_version 6 (no context checksums).
     pub base_context_checksum: u32,
     pub blocks: Vec<BlockHandle>,
+    /// The table's `compression_name` is not NoCompression: blocks are decompressed per their
+    /// trailer's type (RocksDB ignores the type byte otherwise).
+    pub blocks_maybe_compressed: bool,
+    /// The table's compression dictionary (`max_dict_bytes` > 0), empty when it has none.
+    pub compression_dict: Vec<u8>,
 }
 
 /// The files of one sorted run, in key order.
@@ -179,6 +184,8 @@ mod tests {
             checksum_type: ChecksumType::Crc32c,
             base_context_checksum: 0,
             blocks,
+            blocks_maybe_compressed: false,
+            compression_dict: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! returns `Error::Corruption` instead of panicking on malformed input.
 
 pub mod checksum;
+pub mod compression;
 pub mod data;
 pub mod footer;
 pub mod index;

@@ -2,8 +2,13 @@
 //! trailer checksum (as stock compaction does, `verify_checksums = true`), decodes the entries and
 //! clips them to the subcompaction's `[start, end)` user-key range like RocksDB's
 //! `ClippingIterator` (start inclusive, end exclusive, all versions of a user key together).
+//!
+//! Compressed blocks are verified on their raw (compressed) bytes, as RocksDB verifies them, then
+//! decoded into the cursor's scratch buffer, which is reused from block to block: once it has
+//! grown to the run's largest block, decompression allocates nothing.
 
 use crate::block::checksum::verify_block;
+use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::DataBlockCursor;
 use crate::block::key::split_internal_key;
 use crate::error::{Error, Result};
@@ -24,13 +29,34 @@ pub struct RunCursor {
     chunk: Option<Chunk>,
     /// Next block to open within the current chunk.
     next_block: usize,
-    /// Byte range of the current block's payload within the chunk.
+    /// Byte range of the current block's payload within the chunk (when it was not compressed).
     payload: (usize, usize),
+    /// The current block was compressed: its decoded payload is `scratch`, not the chunk's bytes.
+    decompressed: bool,
+    scratch: Vec<u8>,
+    decompressor: Decompressor,
     block: DataBlockCursor,
     /// The current entry's trailer (seq << 8 | type), cached for comparisons.
     packed: u64,
     valid: bool,
     pub blocks_decoded: u64,
+    /// Of `blocks_decoded`, those that were compressed.
+    pub blocks_decompressed: u64,
+}
+
+/// The current block's decoded payload: the chunk's bytes, or the scratch buffer it was
+/// decompressed into. A free function so the caller can hold it while mutating other fields.
+fn payload_of<'a>(
+    chunk: &'a Option<Chunk>,
+    range: (usize, usize),
+    decompressed: bool,
+    scratch: &'a [u8],
+) -> &'a [u8] {
+    if decompressed {
+        scratch
+    } else {
+        chunk.as_ref().map_or(&[], |c| &c.bytes()[range.0..range.1])
+    }
 }
 
 impl RunCursor {
@@ -41,10 +67,14 @@ impl RunCursor {
             chunk: None,
             next_block: 0,
             payload: (0, 0),
+            decompressed: false,
+            scratch: Vec::new(),
+            decompressor: Decompressor::new(),
             block: DataBlockCursor::new(),
             packed: 0,
             valid: false,
             blocks_decoded: 0,
+            blocks_decompressed: 0,
         }
     }
 
@@ -67,10 +97,15 @@ impl RunCursor {
     }
 
     pub fn value(&self) -> &[u8] {
-        match &self.chunk {
-            Some(c) => self.block.value(&c.bytes()[self.payload.0..self.payload.1]),
-            None => &[],
+        if self.chunk.is_none() {
+            return &[];
         }
+        self.block.value(payload_of(
+            &self.chunk,
+            self.payload,
+            self.decompressed,
+            &self.scratch,
+        ))
     }
 
     /// Positions on the first entry at or after `bounds.start`.
@@ -96,9 +131,11 @@ impl RunCursor {
 
     fn step(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<()> {
         loop {
-            if let Some(chunk) = &self.chunk {
-                // Borrow the fields apart: the payload lives in `chunk`, the cursor in `block`.
-                let payload = &chunk.bytes()[self.payload.0..self.payload.1];
+            if self.chunk.is_some() {
+                // Borrow the fields apart: the payload lives in `chunk` or `scratch`, the cursor
+                // in `block`.
+                let payload =
+                    payload_of(&self.chunk, self.payload, self.decompressed, &self.scratch);
                 if self.block.next(payload)? {
                     let (user_key, packed) = split_internal_key(self.block.key())?;
                     if let Some(end) = &bounds.end {
@@ -155,18 +192,41 @@ impl RunCursor {
             Error::Corruption(m) => Error::corruption(format!("{m} in {}", file.path.display())),
             other => other,
         })?;
-        if compression != 0 {
-            // The C++ side only hands over files RocksDB marks as uncompressed; a compressed
-            // block here means the metadata lied, which stock would also fail on.
-            return Err(Error::corruption(format!(
-                "unexpected compressed block (type {compression}) at offset {} in {}",
-                handle.offset,
-                file.path.display()
-            )));
-        }
         let start = offset_in_chunk;
         self.payload = (start, start + payload.len());
-        self.block.reset(payload)?;
+        if compression == ctype::NONE {
+            self.decompressed = false;
+            self.block.reset(payload)?;
+        } else {
+            if !file.blocks_maybe_compressed {
+                // RocksDB reads the blocks of a file whose `compression_name` is NoCompression
+                // without decompressing them; a compressed block there means the metadata lies.
+                return Err(Error::corruption(format!(
+                    "unexpected compressed block (type {compression}) at offset {} in {}",
+                    handle.offset,
+                    file.path.display()
+                )));
+            }
+            self.decompressor
+                .decompress(
+                    compression,
+                    payload,
+                    &file.compression_dict,
+                    planned.plan.file as u64,
+                    &mut self.scratch,
+                )
+                .map_err(|e| match e {
+                    Error::Corruption(m) => Error::corruption(format!(
+                        "{m} at offset {} in {}",
+                        handle.offset,
+                        file.path.display()
+                    )),
+                    other => other,
+                })?;
+            self.decompressed = true;
+            self.blocks_decompressed += 1;
+            self.block.reset(&self.scratch)?;
+        }
         self.next_block += 1;
         self.blocks_decoded += 1;
         Ok(true)

@@ -49,11 +49,18 @@ struct Flags {
   int universe_factor = 3;  // key universe = factor * keys_per_file
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
   bool range_del = false;
+  int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   bool direct = false;
   bool force_bottommost = false;  // recompact the last level too
   int subcompactions = 1;
   uint64_t target_file_size = 256 << 10;
   std::string compression = "none";
+  std::string bottommost_compression;  // empty: same as --compression
+  uint32_t max_dict_bytes = 0;         // > 0: compression dictionaries
+  std::string index_type = "binary";   // binary|hash|partitioned|first-key
+  // Values that compress (3 of every 4 words from a small set); on by default
+  // whenever a compression is set, so blocks really are stored compressed.
+  bool compressible = false;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -91,15 +98,21 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
+    else if (a == "--range-dels") f.range_dels = atoi(next().c_str());
     else if (a == "--direct") f.direct = true;
     else if (a == "--force-bottommost") f.force_bottommost = true;
     else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
     else if (a == "--target-file-size") f.target_file_size = strtoull(next().c_str(), nullptr, 10);
     else if (a == "--compression") f.compression = next();
+    else if (a == "--bottommost-compression") f.bottommost_compression = next();
+    else if (a == "--max-dict-bytes") f.max_dict_bytes = static_cast<uint32_t>(atoi(next().c_str()));
+    else if (a == "--index-type") f.index_type = next();
+    else if (a == "--compressible") f.compressible = true;
     else Die("unknown flag " + a);
   }
   if (f.db.empty()) Die("--db is required");
   if (f.key_min < 8 || f.key_max < f.key_min) Die("need 8 <= key-min <= key-max");
+  if (f.compression != "none" || !f.bottommost_compression.empty()) f.compressible = true;
   return f;
 }
 
@@ -130,9 +143,13 @@ std::string ValueFor(const Flags& f, Rng& rng) {
   int len = f.value_min + static_cast<int>(rng.Uniform(f.value_max - f.value_min + 1));
   std::string v(len, '\0');
   uint64_t x = rng.Next();
+  static const uint64_t kWords[4] = {0x2d65756c61762d61ULL, 0x3130303030303030ULL,
+                                     0x6b6b6b6b6b6b6b6bULL, 0x0102030405060708ULL};
   for (int i = 0; i < len; i++) {
     if (i % 8 == 0) x = Mix(x);
-    v[i] = static_cast<char>(x >> (8 * (i % 8)));
+    uint64_t w = x;
+    if (f.compressible && (x & 3) != 0) w = kWords[(x >> 2) & 3];
+    v[i] = static_cast<char>(w >> (8 * (i % 8)));
   }
   return v;
 }
@@ -141,6 +158,7 @@ CompressionType ParseCompression(const std::string& c) {
   if (c == "none") return kNoCompression;
   if (c == "snappy") return kSnappyCompression;
   if (c == "lz4") return kLZ4Compression;
+  if (c == "lz4hc") return kLZ4HCCompression;
   if (c == "zstd") return kZSTD;
   if (c == "zlib") return kZlibCompression;
   Die("unknown compression " + c);
@@ -192,6 +210,14 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.max_bytes_for_level_base = 4 * f.target_file_size;
   o.max_subcompactions = f.subcompactions;
   o.compression = ParseCompression(f.compression);
+  o.compression_opts.max_dict_bytes = f.max_dict_bytes;
+  if (!f.bottommost_compression.empty()) {
+    // MyRocks-like: one codec for the upper levels, another (and the
+    // dictionary, if any) for the bottommost level.
+    o.bottommost_compression = ParseCompression(f.bottommost_compression);
+    o.bottommost_compression_opts = o.compression_opts;
+    o.bottommost_compression_opts.enabled = true;
+  }
   o.use_direct_reads = f.direct;
   o.use_direct_io_for_flush_and_compaction = f.direct;
   o.max_open_files = -1;
@@ -200,6 +226,19 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   BlockBasedTableOptions t;
   t.block_size = 4096;
   t.no_block_cache = true;
+  if (f.index_type == "hash") {
+    // The hash index needs a prefix extractor; the keys' first 4 bytes vary.
+    t.index_type = BlockBasedTableOptions::kHashSearch;
+    o.prefix_extractor.reset(NewFixedPrefixTransform(4));
+  } else if (f.index_type == "partitioned") {
+    // Small partitions, so every file's index has many.
+    t.index_type = BlockBasedTableOptions::kTwoLevelIndexSearch;
+    t.metadata_block_size = 256;
+  } else if (f.index_type == "first-key") {
+    t.index_type = BlockBasedTableOptions::kBinarySearchWithFirstKey;
+  } else if (f.index_type != "binary") {
+    Die("unknown index type " + f.index_type);
+  }
   o.table_factory.reset(NewBlockBasedTableFactory(t));
   return o;
 }
@@ -242,10 +281,32 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
     Check(db->Put(wo, k, v), "Put");
     (*model)[k] = v;
   };
+  auto delete_range = [&](const std::string& a, const std::string& b) {
+    Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
+    for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
+      it = model->erase(it);
+    }
+  };
+  // A tombstone over about 1/64 of the key space (keys start with 8 hash
+  // bytes), from a random key's prefix on.
+  auto narrow_range_del = [&]() {
+    std::string a = KeyFor(f, rng.Uniform(universe)).substr(0, 8);
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++) h = (h << 8) | static_cast<unsigned char>(a[i]);
+    uint64_t e = h + (h < ~0ULL - (~0ULL >> 6) ? (~0ULL >> 6) : 0);
+    std::string b(8, '\0');
+    for (int i = 0; i < 8; i++) b[i] = static_cast<char>(e >> (56 - 8 * i));
+    if (a < b) delete_range(a, b);
+  };
+  // The writes of one file, with `f.range_dels` tombstones spread among them.
+  auto range_dels_due = [&](int i, int n) {
+    return f.range_dels > 0 && (i + 1) % std::max(1, n / f.range_dels) == 0;
+  };
   // Base levels, deepest first, each compacted into place with CompactRange.
   for (int level = f.base_levels; level >= 1; level--) {
     for (int i = 0; i < f.keys_per_file * 2; i++) {
       apply_put(KeyFor(f, rng.Uniform(universe)), ValueFor(f, rng));
+      if (range_dels_due(i, f.keys_per_file * 2)) narrow_range_del();
     }
     Check(db->Flush(fo), "Flush");
     CompactRangeOptions cro;
@@ -270,15 +331,13 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
       } else {
         apply_put(k, ValueFor(f, rng));
       }
+      if (range_dels_due(i, f.keys_per_file)) narrow_range_del();
     }
     if (f.range_del && file == f.l0_files / 2) {
       std::string a = KeyFor(f, rng.Uniform(universe));
       std::string b = KeyFor(f, rng.Uniform(universe));
       if (b < a) std::swap(a, b);
-      Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
-      for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
-        it = model->erase(it);
-      }
+      delete_range(a, b);
     }
     Check(db->Flush(fo), "Flush");
     if (f.snapshots > 0 && file % f.snapshots == 0) {
@@ -317,6 +376,11 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
             m.smallest_seqno, m.largest_seqno, m.num_entries, m.num_deletions);
     SstFileReader reader(o);
     Check(reader.Open(m.directory + "/" + m.relative_filename), "SstFileReader::Open");
+    auto props = reader.GetTableProperties();
+    fprintf(fp, "  compression=%s index_partitions=%" PRIu64
+            " range_deletions=%" PRIu64 " data_size=%" PRIu64 "\n",
+            props->compression_name.c_str(), props->index_partitions,
+            props->num_range_deletions, props->data_size);
     auto it = reader.NewTableIterator();
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       Slice ik = it->key();
@@ -329,6 +393,19 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
               it->value().size(), Fnv(it->value()));
     }
     Check(it->status(), "table iterator");
+  }
+  // What a reader sees (range tombstones applied): count and hash of every
+  // visible key and value.
+  {
+    std::unique_ptr<Iterator> it(db->NewIterator(ReadOptions()));
+    uint64_t n = 0, h = 0xcbf29ce484222325ULL;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      n++;
+      h = h * 31 + Fnv(it->key());
+      h = h * 31 + Fnv(it->value());
+    }
+    Check(it->status(), "db iterator");
+    fprintf(fp, "visible keys=%" PRIu64 " hash=%016" PRIx64 "\n", n, h);
   }
   if (fp != stdout) fclose(fp);
 }

@@ -11,6 +11,7 @@ use super::abi;
 use super::arena::Arena;
 use super::{BpfEngine, Selection};
 use crate::block::checksum::verify_block;
+use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::parse_layout;
 use crate::block::BLOCK_TRAILER_SIZE;
 use crate::error::{Error, Result};
@@ -62,6 +63,12 @@ struct RunSlot {
     received: usize,
     blocks: ArenaBox,
     key: ArenaBox,
+    /// The current chunk's compressed blocks, decompressed back to back: staged on the heap
+    /// (the codecs write into a Vec), then copied where the program reads them.
+    staged: Vec<u8>,
+    scratch: Vec<u8>,
+    decompressed: Option<ArenaBox>,
+    decompressor: Decompressor,
 }
 
 struct OutBuf {
@@ -83,6 +90,7 @@ pub struct BpfMerge {
     current: usize,
     done: bool,
     pub blocks: u64,
+    pub compressed_blocks: u64,
     pub calls: u64,
 }
 
@@ -118,6 +126,10 @@ impl BpfMerge {
                 received: 0,
                 blocks: ArenaBox::new(arena, most.max(1) * std::mem::size_of::<abi::Block>())?,
                 key: ArenaBox::new(arena, KEY_CAP)?,
+                staged: Vec::new(),
+                scratch: Vec::new(),
+                decompressed: None,
+                decompressor: Decompressor::new(),
             });
         }
         let out = [OutBuf::new(arena)?, OutBuf::new(arena)?];
@@ -133,6 +145,7 @@ impl BpfMerge {
             current: 0,
             done: false,
             blocks: 0,
+            compressed_blocks: 0,
             calls: 0,
         };
         let bounds_addr = m._bounds.addr();
@@ -207,10 +220,24 @@ impl BpfMerge {
             slot.blocks = ArenaBox::new(self.engine.arena(), need)?;
         }
         let table = slot.blocks.ptr.as_ptr().cast::<abi::Block>();
+        // Where each block's payload is: in the chunk, or at an offset of `staged`.
+        enum At {
+            Chunk(u64),
+            Staged(usize),
+        }
+        slot.staged.clear();
+        let mut places = Vec::with_capacity(planned.num_blocks);
         for b in 0..planned.num_blocks {
             let (handle, off) = planned
                 .block(map, b)
                 .ok_or_else(|| Error::corruption("planned block missing"))?;
+            let at_offset = |m: String| {
+                Error::corruption(format!(
+                    "{m} at offset {} in {}",
+                    handle.offset,
+                    file.path.display()
+                ))
+            };
             let span = handle.size as usize + BLOCK_TRAILER_SIZE;
             let raw = bytes
                 .get(off..off + span)
@@ -227,31 +254,69 @@ impl BpfMerge {
                 }
                 other => other,
             })?;
-            if compression != 0 {
-                return Err(Error::corruption(format!(
-                    "unexpected compressed block (type {compression}) at offset {} in {}",
-                    handle.offset,
-                    file.path.display()
-                )));
-            }
-            let layout = parse_layout(payload).map_err(|e| match e {
-                Error::Corruption(m) => Error::corruption(format!(
-                    "{m} at offset {} in {}",
-                    handle.offset,
-                    file.path.display()
-                )),
-                other => other,
-            })?;
-            let data_end = if layout.num_restarts == 0 {
-                0
+            let (layout, at) = if compression == ctype::NONE {
+                (
+                    payload_layout(payload, &at_offset)?,
+                    At::Chunk(payload.as_ptr() as u64),
+                )
             } else {
-                layout.data_end
+                if !file.blocks_maybe_compressed {
+                    return Err(at_offset(format!(
+                        "unexpected compressed block (type {compression})"
+                    )));
+                }
+                slot.decompressor
+                    .decompress(
+                        compression,
+                        payload,
+                        &file.compression_dict,
+                        planned.plan.file as u64,
+                        &mut slot.scratch,
+                    )
+                    .map_err(|e| match e {
+                        Error::Corruption(m) => at_offset(m),
+                        other => other,
+                    })?;
+                self.compressed_blocks += 1;
+                let layout = payload_layout(&slot.scratch, &at_offset)?;
+                let at = At::Staged(slot.staged.len());
+                slot.staged.extend_from_slice(&slot.scratch);
+                (layout, at)
+            };
+            places.push((at, layout));
+        }
+        let mut staged_base = 0u64;
+        if !slot.staged.is_empty() {
+            if slot
+                .decompressed
+                .as_ref()
+                .is_none_or(|d| d.len < slot.staged.len())
+            {
+                slot.decompressed = Some(ArenaBox::new(self.engine.arena(), slot.staged.len())?);
+            }
+            let dst = slot.decompressed.as_ref().expect("allocated above");
+            // SAFETY: dst is this run's own arena region of at least staged.len() bytes, not
+            // referenced by the program any more (its run needed a new chunk, so nothing of the
+            // previous chunk is read again), and the program does not run while we copy.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    slot.staged.as_ptr(),
+                    dst.ptr.as_ptr(),
+                    slot.staged.len(),
+                )
+            };
+            staged_base = dst.addr();
+        }
+        for (b, (at, data_end)) in places.into_iter().enumerate() {
+            let addr = match at {
+                At::Chunk(a) => a,
+                At::Staged(off) => staged_base + off as u64,
             };
             // SAFETY: b < num_blocks and the table holds at least num_blocks Blocks (grown
             // above); the program does not run while we write.
             unsafe {
                 table.add(b).write(abi::Block {
-                    addr: payload.as_ptr() as u64,
+                    addr,
                     data_end: data_end as u32,
                     pad: 0,
                 })
@@ -423,4 +488,17 @@ impl OutBuf {
             count: 0,
         })
     }
+}
+
+/// Where a block's entries end (0 for an empty block, which has no restart points).
+fn payload_layout(payload: &[u8], at_offset: &dyn Fn(String) -> Error) -> Result<usize> {
+    let layout = parse_layout(payload).map_err(|e| match e {
+        Error::Corruption(m) => at_offset(m),
+        other => other,
+    })?;
+    Ok(if layout.num_restarts == 0 {
+        0
+    } else {
+        layout.data_end
+    })
 }

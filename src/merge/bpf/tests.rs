@@ -61,6 +61,8 @@ fn write_run(
         checksum_type: ChecksumType::Xxh3,
         base_context_checksum: 0x1234_5678,
         blocks,
+        blocks_maybe_compressed: false,
+        compression_dict: Vec::new(),
     }
 }
 
