@@ -49,7 +49,7 @@ fn bench_pipeline_produces_complete_results() {
             .unwrap();
     assert!(out_dir.join("report.md").exists());
     let summary = results["summary"].as_array().expect("summary rows");
-    assert_eq!(summary.len(), 4, "buffered/direct x stock/native");
+    assert_eq!(summary.len(), 6, "buffered/direct x stock/native/bpf");
     for mode in ["buffered", "direct"] {
         let row = |variant: &str| {
             summary
@@ -57,8 +57,19 @@ fn bench_pipeline_produces_complete_results() {
                 .find(|r| r["mode"] == mode && r["variant"] == variant)
                 .unwrap_or_else(|| panic!("no {mode}/{variant} row"))
         };
-        let (stock, native) = (row("stock"), row("native"));
-        for r in [stock, native] {
+        let (stock, native, bpf) = (row("stock"), row("native"), row("bpf"));
+        // The BPF merge's gate is against the native merge, in the same run.
+        let expect = num(bpf, &["wall_s", "median"]) / num(native, &["wall_s", "median"]);
+        let got = num(bpf, &["ratio_to_native", "wall_s"]);
+        assert!(
+            (got - expect).abs() < 0.01 * expect + 0.006,
+            "{mode} bpf/native {got}"
+        );
+        assert!(
+            num(bpf, &["ringmerge_accelerated"]) >= 1.0,
+            "{mode}: bpf accelerated nothing"
+        );
+        for r in [stock, native, bpf] {
             for field in [
                 "wall_s",
                 "cpu_s",

@@ -25,8 +25,9 @@ struct Run {
     log: String,
 }
 
-fn fillrandom(mode: &str, direct: bool) -> Run {
-    let dir = root().join(format!("target/dbbench-test/{mode}-{direct}"));
+/// `test` names the calling test, so concurrent tests never share a DB directory.
+fn fillrandom(test: &str, mode: &str, direct: bool) -> Run {
+    let dir = root().join(format!("target/dbbench-test/{test}-{mode}-{direct}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let direct_flag = if direct { "1" } else { "0" };
@@ -71,7 +72,7 @@ fn fillrandom(mode: &str, direct: bool) -> Run {
 }
 
 fn check(direct: bool, mode: &str) {
-    let native = fillrandom(mode, direct);
+    let native = fillrandom(mode, mode, direct);
     // A compaction still running when db_bench closes the DB ends with ShutdownInProgress, as
     // stock's would; every other accelerated subcompaction must have succeeded.
     let accelerated_lines: Vec<_> = native
@@ -117,7 +118,7 @@ fn check(direct: bool, mode: &str) {
         }
     }
     // The same workload under stock logs nothing of ringmerge.
-    let stock = fillrandom("off", direct);
+    let stock = fillrandom(mode, "off", direct);
     assert!(!stock.log.contains("ringmerge:"));
 }
 
