@@ -307,3 +307,89 @@ fn merge_throughput_by_inputs() {
     )
     .unwrap();
 }
+
+/// A block whose checksum is right but whose entries are not (a writer bug, or damage made before
+/// the checksum was computed): both merges must fail with Corruption, never emit garbage.
+#[test]
+fn malformed_entry_with_valid_checksum_is_corruption() {
+    engine().expect("BPF merge program loads");
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..50u64)
+        .map(|i| {
+            (
+                ikey(format!("key{i:04}").as_bytes(), 100 + i, 1),
+                vec![7u8; 20],
+            )
+        })
+        .collect();
+    for (name, tamper) in [
+        // The second entry claims a shared prefix longer than the previous key.
+        ("shared", 0usize),
+        // The first entry's value runs past the block's entries.
+        ("bounds", 2usize),
+    ] {
+        let mut b = BlockBuilder::new(16);
+        // Two entries for the bounds case, so a 120-byte value overruns the whole block.
+        let n = if tamper == 0 { entries.len() } else { 2 };
+        for (k, v) in &entries[..n] {
+            b.add(k, v, None);
+        }
+        let mut payload = b.finish();
+        match tamper {
+            0 => {
+                let second = 3 + entries[0].0.len() + entries[0].1.len();
+                payload[second] = 60;
+            }
+            _ => payload[2] = 120,
+        }
+        let bytes = add_trailer(&payload, 0, ChecksumType::Xxh3, 0x1234_5678, 0);
+        let path = dir.path().join(format!("{name}.sst"));
+        std::fs::write(&path, &bytes).unwrap();
+        let runs = vec![SortedRun {
+            files: vec![InputFile {
+                path,
+                file_size: bytes.len() as u64,
+                checksum_type: ChecksumType::Xxh3,
+                base_context_checksum: 0x1234_5678,
+                blocks: vec![BlockHandle {
+                    offset: 0,
+                    size: payload.len() as u64,
+                }],
+                blocks_maybe_compressed: false,
+                compression_dict: Vec::new(),
+            }],
+        }];
+        for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
+            let spec = CompactionSpec {
+                runs: runs.clone(),
+                bounds: Bounds::default(),
+                direct: false,
+                memory_budget: 8 << 20,
+                backend: Backend::Auto,
+                merge,
+            };
+            let outcome = MergeSession::open(spec).and_then(|mut s| {
+                while s.next_batch()? {}
+                Ok(())
+            });
+            match outcome {
+                Err(crate::Error::Corruption(m)) => eprintln!("{name} {merge:?}: {m}"),
+                other => panic!("{name} {merge:?}: expected Corruption, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// The loader owns the object: a second, private engine loads beside the process-wide one,
+/// runs, and tears down cleanly (programs closed, arena unmapped) when dropped.
+#[test]
+fn private_engine_loads_and_tears_down() {
+    engine().expect("BPF merge program loads");
+    for _ in 0..3 {
+        let e = super::BpfEngine::load().expect("a second instance loads");
+        assert!(e.verified_insns(Selection::Heap).unwrap() > 0);
+        let (live, _) = e.arena().usage();
+        assert_eq!(live, 0);
+        drop(e);
+    }
+}
