@@ -138,13 +138,15 @@ __noinline int run_less_full(struct rm_run __arena *a __arg_arena, __u32 ai,
 	return ai < bi;
 }
 
-/* Most comparisons end at the cached 8-byte prefixes, without a call. Zero padding keeps the
+/* Most comparisons end at the cached 16 bytes of prefix, without a call. Zero padding keeps the
  * order: prefixes differ only where the keys differ, or where one key ends (and is smaller). */
 static __always_inline int run_less(struct rm_run __arena *a, __u32 ai, struct rm_run __arena *b,
 				    __u32 bi)
 {
 	if (a->prefix != b->prefix)
 		return a->prefix < b->prefix;
+	if (a->prefix2 != b->prefix2)
+		return a->prefix2 < b->prefix2;
 	return run_less_full(a, ai, b, bi);
 }
 
@@ -264,9 +266,16 @@ __noinline int run_advance(struct rm_session __arena *s __arg_arena, __u32 ri)
 			__u32 ulen = key_len - 8;
 			__u64 pre = __builtin_bswap64(load_le64((const __u8 __arena *)r->key));
 
+			__u64 pre2 = __builtin_bswap64(load_le64((const __u8 __arena *)r->key + 8));
+
 			if (ulen < 8)
 				pre = ulen ? pre & (~0ULL << (8 * (8 - ulen))) : 0;
+			if (ulen <= 8)
+				pre2 = 0;
+			else if (ulen < 16)
+				pre2 &= ~0ULL << (8 * (16 - ulen));
 			r->prefix = pre;
+			r->prefix2 = pre2;
 		}
 		if (s->has_end) {
 			c = cmp_bytes((const __u8 __arena *)r->key, key_len - 8,

@@ -35,6 +35,7 @@ pub struct Run {
     pub started: u32,
     pub pad: u32,
     pub prefix: u64,
+    pub prefix2: u64,
 }
 
 pub const BATCH_FULL: u32 = 1;
@@ -97,6 +98,6 @@ pub fn corrupt_detail(code: u32) -> &'static str {
 }
 
 const _: () = assert!(std::mem::size_of::<Block>() == 16);
-const _: () = assert!(std::mem::size_of::<Run>() == 88);
+const _: () = assert!(std::mem::size_of::<Run>() == 96);
 const _: () = assert!(std::mem::size_of::<Session>() == 128);
 const _: () = assert!(std::mem::size_of::<Args>() == 16);

@@ -67,7 +67,7 @@ fn write_run(
 }
 
 /// `k` runs of random entries with globally unique sequence numbers; some user keys repeat
-/// across runs (versions), key lengths 8..=64, values 0..=max_value bytes.
+/// across runs (versions), user key lengths 0..=64, values 0..=max_value bytes.
 fn make_runs(dir: &Path, k: usize, per_run: usize, max_value: usize, seed: u64) -> Vec<SortedRun> {
     let mut rng = Rng(seed | 1);
     let mut seq = 1u64;
@@ -81,7 +81,8 @@ fn make_runs(dir: &Path, k: usize, per_run: usize, max_value: usize, seed: u64) 
                 if rng.below(3) == 0 {
                     keys.insert(shared_keys[rng.below(shared_keys.len())].clone());
                 } else {
-                    let len = 8 + rng.below(57);
+                    // 0..=64 bytes: short keys exercise the zero-padded prefixes.
+                    let len = rng.below(65);
                     let key: Vec<u8> = (0..len).map(|_| b'a' + rng.below(4) as u8).collect();
                     keys.insert(key);
                 }
