@@ -745,8 +745,16 @@ fn flipped_byte_case(name: &str, extra: &[&str]) {
         );
         if mode != "off" {
             let log = std::fs::read_to_string(db.join("LOG")).unwrap();
+            // The BPF session verifies a whole chunk when it takes it, so a damaged block in an
+            // input's first chunk is found while the merge opens: a clean fallback before any
+            // output, after which stock reports the same Corruption.
+            let at_open = mode == "bpf"
+                && log.contains("ringmerge: fallback")
+                && log.contains("opening the merge: Corruption");
             assert!(
-                log.contains("ringmerge: accelerated") && log.contains("status=Corruption"),
+                at_open
+                    || (log.contains("ringmerge: accelerated")
+                        && log.contains("status=Corruption")),
                 "the corruption must be found by ringmerge itself, mid-stream: {:?}",
                 ringmerge_lines(&log)
             );
