@@ -24,6 +24,9 @@ struct RingmergeCompactionInput::Rep {
   explicit Rep(rust::Box<ringmerge::CompactionMerge> m) : merge(std::move(m)) {}
   rust::Box<ringmerge::CompactionMerge> merge;
   const InternalKeyComparator* icmp = nullptr;
+  // Name of the DB's wrapped FileSystem whose files were verified and are read
+  // directly (RINGMERGE_WRAPPED_FS=verify); empty on the default file system.
+  std::string wrapped_fs;
 };
 
 namespace {
@@ -32,6 +35,12 @@ const ringmerge::Settings& ProcessSettings() {
   // Read once: the mode is a property of the process, like an option.
   static const ringmerge::Settings settings = ringmerge::settings_from_env();
   return settings;
+}
+
+const ringmerge::WrappedFsPolicy& WrappedFs() {
+  static const ringmerge::WrappedFsPolicy policy =
+      ringmerge::wrapped_fs_policy_from_env();
+  return policy;
 }
 
 Status ToStatus(const ringmerge::MergeStatus& s) {
@@ -89,7 +98,8 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
                     const FileOptions& file_options,
                     const FileMetaData& meta, const ReadOptions& ro,
                     const Slice* start_ikey, const Slice* end_user_key,
-                    ringmerge::InputFile* out, std::string* reason) {
+                    const FileSystem* wrapped_fs, ringmerge::InputFile* out,
+                    std::string* reason) {
   Status s;
   TableRef table(cfd, mopts, meta, ro, file_options, &s);
   if (!s.ok()) {
@@ -126,6 +136,26 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   out->file_size = meta.fd.GetFileSize();
   out->checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
   out->base_context_checksum = rep->footer.base_context_checksum();
+  if (wrapped_fs != nullptr) {
+    // RocksDB read this table through a wrapped FileSystem; ringmerge would
+    // read the OS file at the same path. Only when that is the same file (a
+    // regular file of the same size whose footer is the footer RocksDB parsed)
+    // are the bytes the same; then every block is checksum-verified as usual.
+    ringmerge::ExpectedFooter expected;
+    expected.checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
+    expected.format_version = rep->footer.format_version();
+    expected.base_context_checksum = rep->footer.base_context_checksum();
+    expected.metaindex_offset = rep->footer.metaindex_handle().offset();
+    expected.metaindex_size = rep->footer.metaindex_handle().size();
+    rust::String mismatch = ringmerge::verify_local_file(
+        rust::Str(out->path.data(), out->path.size()), out->file_size,
+        expected);
+    if (!mismatch.empty()) {
+      *reason = std::string("input ") + num + " on file system " +
+                wrapped_fs->Name() + ": " + std::string(mismatch);
+      return Status::NotSupported(*reason);
+    }
+  }
 
   BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
   IndexBlockIter iiter_on_stack;
@@ -190,7 +220,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const MutableCFOptions& mopts = c->mutable_cf_options();
   // Eligibility. The merge orders keys with memcmp and reads the files
   // itself, so it needs the bytewise comparator, block-based tables and the
-  // plain POSIX file system; anything else keeps the stock path.
+  // plain POSIX file system, or (RINGMERGE_WRAPPED_FS=verify) a wrapped one
+  // whose files are verified to be plain local files (DescribeFile);
+  // anything else keeps the stock path.
   if (cfd->user_comparator() != BytewiseComparator()) {
     *reason = std::string("comparator ") + cfd->user_comparator()->Name() +
               " is not the bytewise comparator";
@@ -198,9 +230,15 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
              !mopts.table_factory->IsInstanceOf(
                  TableFactory::kBlockBasedTableName())) {
     *reason = "table format is not block-based";
-  } else if (db_options.fs.get() != FileSystem::Default().get()) {
+  } else if (db_options.fs.get() != FileSystem::Default().get() &&
+             !WrappedFs().verify) {
     *reason = std::string("file system ") + db_options.fs->Name() +
-              " is not the default POSIX file system";
+              " is not the default POSIX file system (" +
+              (WrappedFs().warning.empty()
+                   ? std::string("RINGMERGE_WRAPPED_FS=verify would check "
+                                 "its files and read them directly")
+                   : std::string(WrappedFs().warning)) +
+              ")";
   }
   if (!reason->empty()) {
     return nullptr;
@@ -215,6 +253,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const Slice* start_ptr = start.has_value() ? &start_slice : nullptr;
   const Slice* end_ptr = end.has_value() ? &*end : nullptr;
   const Comparator* ucmp = cfd->user_comparator();
+  const FileSystem* wrapped_fs =
+      db_options.fs.get() != FileSystem::Default().get() ? db_options.fs.get()
+                                                         : nullptr;
 
   ringmerge::CompactionInput input;
   input.use_direct_reads = db_options.use_direct_reads;
@@ -246,7 +287,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
       }
       ringmerge::InputFile file;
       Status s = DescribeFile(cfd, mopts, file_options, meta, read_options,
-                              start_ptr, end_ptr, &file, reason);
+                              start_ptr, end_ptr, wrapped_fs, &file, reason);
       if (!s.ok()) {
         if (reason->empty()) *reason = s.ToString();
         return nullptr;
@@ -275,6 +316,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   }
   auto rep = std::make_unique<Rep>(std::move(merge));
   rep->icmp = &cfd->internal_comparator();
+  if (wrapped_fs != nullptr) {
+    rep->wrapped_fs = wrapped_fs->Name();
+  }
   return std::unique_ptr<RingmergeCompactionInput>(
       new RingmergeCompactionInput(std::move(rep)));
 }
@@ -368,6 +412,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.short_reads = m.short_reads;
   s.wait_micros = m.wait_micros;
   s.merge_micros = m.merge_micros;
+  s.wrapped_fs = rep_->wrapped_fs;
   return s;
 }
 
@@ -382,6 +427,11 @@ std::string RingmergeSummary::ToString() const {
            reads_submitted, io_uring_enter_calls, short_reads,
            wait_micros / 1000.0, merge_micros / 1000.0);
   std::string out(buf);
+  if (!wrapped_fs.empty()) {
+    // The operator chose RINGMERGE_WRAPPED_FS=verify: say whose reads were
+    // bypassed (fault injection, accounting) in every line.
+    out += " wrapped_fs=\"" + wrapped_fs + "\" (footers verified, read directly)";
+  }
   if (!io_uring_fallback_reason.empty()) {
     out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";
   }

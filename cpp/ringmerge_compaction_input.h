@@ -45,6 +45,9 @@ struct RingmergeSummary {
   uint64_t short_reads = 0;
   uint64_t wait_micros = 0;
   uint64_t merge_micros = 0;
+  // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
+  // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
+  std::string wrapped_fs;
 
   std::string ToString() const;
 };
