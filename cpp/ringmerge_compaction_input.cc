@@ -17,6 +17,7 @@
 #include "rocksdb/file_system.h"
 #include "table/block_based/block_based_table_reader.h"
 #include "trace_replay/block_cache_tracer.h"
+#include "util/compression.h"
 
 namespace ROCKSDB_NAMESPACE {
 
@@ -269,6 +270,45 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     input.end = ToBytes(*end);
   }
 
+  // Whether an input overlaps [start, end): MakeInputIterator skips the rest.
+  auto overlaps = [&](const FileMetaData& meta) {
+    return !(start.has_value() &&
+             ucmp->Compare(*start, meta.largest.user_key()) > 0) &&
+           !(end.has_value() &&
+             ucmp->Compare(*end, meta.smallest.user_key()) < 0);
+  };
+  // The common reasons to fall back are in the table properties CompactionJob
+  // already loaded (GetOrInitInputTableProperties): decide them from there,
+  // before DescribeFile looks any table up in the table cache, so a compaction
+  // that falls back costs no table-cache lookup the stock path would not make.
+  const TablePropertiesCollection& input_props = c->GetInputTableProperties();
+  const std::string no_compression = CompressionTypeToString(kNoCompression);
+  for (size_t which = 0; which < c->num_input_levels(); which++) {
+    const LevelFilesBrief* flevel = c->input_levels(which);
+    for (size_t i = 0; i < flevel->num_files; i++) {
+      const FileMetaData& meta = *flevel->files[i].file_metadata;
+      if (!overlaps(meta)) {
+        continue;
+      }
+      auto it = input_props.find(TableFileName(
+          cfd->ioptions().cf_paths, meta.fd.GetNumber(), meta.fd.GetPathId()));
+      if (it == input_props.end() || it->second == nullptr) {
+        continue;  // DescribeFile decides from the open table.
+      }
+      char num[64];
+      snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
+      if (it->second->compression_name != no_compression) {
+        // The same test as BlockBasedTable's blocks_maybe_compressed.
+        *reason = std::string("input ") + num + " may hold compressed blocks";
+      } else if (it->second->num_range_deletions > 0) {
+        *reason = std::string("input ") + num + " holds range deletions";
+      }
+      if (!reason->empty()) {
+        return nullptr;
+      }
+    }
+  }
+
   // The same runs as VersionSet::MakeInputIterator: one per L0 file, one per
   // deeper level; files wholly outside [start, end) are skipped as it does.
   for (size_t which = 0; which < c->num_input_levels(); which++) {
@@ -277,12 +317,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     ringmerge::SortedRun level_run;
     for (size_t i = 0; i < flevel->num_files; i++) {
       const FileMetaData& meta = *flevel->files[i].file_metadata;
-      if (start.has_value() &&
-          ucmp->Compare(*start, meta.largest.user_key()) > 0) {
-        continue;
-      }
-      if (end.has_value() &&
-          ucmp->Compare(*end, meta.smallest.user_key()) < 0) {
+      if (!overlaps(meta)) {
         continue;
       }
       ringmerge::InputFile file;
