@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --modes) IFS=, read -r -a modes <<<"$2"; shift ;;
     --suites) IFS=, read -r -a suites <<<"$2"; shift ;;
     --filter) filter=$2; shift ;;
-    --out) out=$2; shift ;;
+    --out) out=$(realpath -m "$2"); shift ;;
     --shards) SHARDS=$2; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
