@@ -52,6 +52,7 @@ ELIGIBLE=(
 # 2 cores, so kill points fire 10x more often and a run's ops are capped.
 WHITEBOX=(--random_kill_odd=88887 --ops_per_thread=20000)
 status=0
+rm -f "$out/results.json" "$out/results.md"
 : >"$out/runs.txt"
 for mode in "${modes[@]}"; do
   for kind in "${kinds[@]}"; do

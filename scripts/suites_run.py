@@ -121,7 +121,15 @@ def main():
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per process")
     ap.add_argument("--wrapped-fs", default="verify")
+    ap.add_argument("--known-failures", default="",
+                    help="file of '<suite> <mode> <test>' lines that fail by design")
     a = ap.parse_args()
+    known = set()
+    if a.known_failures:
+        with open(a.known_failures) as f:
+            for line in f:
+                if line.strip() and not line.startswith("#"):
+                    known.add(tuple(line.split()[:3]))
 
     os.makedirs(a.out, exist_ok=True)
     results = []
@@ -165,35 +173,44 @@ def main():
                 "accelerated_subcompactions": acc, "fallback_subcompactions": fb,
                 "fallback_reasons": dict(reasons.most_common()),
             }
+            # Failures listed as by design (with RINGMERGE_WRAPPED_FS=verify) do not count.
+            r["known_failures"] = [t for t in r["failed"] if (suite, mode, t) in known
+                                   and a.wrapped_fs == "verify"]
+            r["failed"] = [t for t in r["failed"] if t not in r["known_failures"]]
             results.append(r)
             print(f"[suites] {suite} {mode}: {r['passed']}/{r['tests']} passed, "
-                  f"{len(r['failed'])} failed, {len(r['crashed'])} crashed, "
+                  f"{len(r['failed'])} failed (+{len(r['known_failures'])} known), "
+                  f"{len(r['crashed'])} crashed, "
                   f"{len(r['timed_out'])} timed out, {r['skipped']} skipped; "
                   f"accelerated {acc}, fallback {fb} ({r['seconds']} s)", flush=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     write_md(results, os.path.join(a.out, "results.md"))
-    bad = sum(len(r["failed"]) + len(r["crashed"]) + len(r["timed_out"]) for r in results)
+    bad = sum(len(r["failed"]) + len(r["crashed"]) + len(r["timed_out"]) + len(r["not_run"])
+              for r in results)
     return 1 if bad else 0
 
 
 def write_md(results, path):
     lines = ["# RocksDB 10.1.3 gtest suites with ringmerge", "",
-             "| suite | mode | tests | passed | failed | crashed | timed out | skipped | "
+             "Known failures (by design, see scripts/suites-known-failures.txt) are not counted "
+             "as failed.", "",
+             "| suite | mode | tests | passed | failed | known | crashed | timed out | skipped | "
              "accelerated | fallback | accelerated share | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         tot = r["accelerated_subcompactions"] + r["fallback_subcompactions"]
         share = f"{100.0 * r['accelerated_subcompactions'] / tot:.1f}%" if tot else "-"
         lines.append(f"| {r['suite']} | {r['mode']} | {r['tests']} | {r['passed']} | "
-                     f"{len(r['failed'])} | {len(r['crashed'])} | {len(r['timed_out'])} | "
+                     f"{len(r['failed'])} | {len(r['known_failures'])} | {len(r['crashed'])} | "
+                     f"{len(r['timed_out'])} | "
                      f"{r['skipped']} | {r['accelerated_subcompactions']} | "
                      f"{r['fallback_subcompactions']} | {share} | {r['seconds']} |")
     for r in results:
         lines += ["", f"## {r['suite']} ({r['mode']}, RINGMERGE_WRAPPED_FS={r['wrapped_fs']})"]
         if r["filter"]:
             lines.append(f"gtest filter: `{r['filter']}`")
-        for key in ("failed", "crashed", "timed_out", "not_run"):
+        for key in ("failed", "known_failures", "crashed", "timed_out", "not_run"):
             if r[key]:
                 lines.append(f"- {key}: " + ", ".join(f"`{t}`" for t in r[key]))
         if r["fallback_reasons"]:
