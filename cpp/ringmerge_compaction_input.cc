@@ -24,6 +24,7 @@
 #include "table/compaction_merging_iterator.h"
 #include "util/compression.h"
 #include "trace_replay/block_cache_tracer.h"
+#include "util/compression.h"
 
 namespace ROCKSDB_NAMESPACE {
 
@@ -81,6 +82,9 @@ struct RingmergeCompactionInput::Rep {
   RingmergeStream* stream = nullptr;  // owned by the iterator
   uint64_t dict_files = 0;
   uint64_t range_del_files = 0;
+  // Name of the DB's wrapped FileSystem whose files were verified and are read
+  // directly (RINGMERGE_WRAPPED_FS=verify); empty on the default file system.
+  std::string wrapped_fs;
 };
 
 namespace {
@@ -89,6 +93,12 @@ const ringmerge::Settings& ProcessSettings() {
   // Read once: the mode is a property of the process, like an option.
   static const ringmerge::Settings settings = ringmerge::settings_from_env();
   return settings;
+}
+
+const ringmerge::WrappedFsPolicy& WrappedFs() {
+  static const ringmerge::WrappedFsPolicy policy =
+      ringmerge::wrapped_fs_policy_from_env();
+  return policy;
 }
 
 Status ToStatus(const ringmerge::MergeStatus& s) {
@@ -185,7 +195,8 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
                     const FileOptions& file_options,
                     const FileMetaData& meta, const ReadOptions& ro,
                     const Slice* start_ikey, const Slice* end_user_key,
-                    ringmerge::InputFile* out, bool* has_range_deletions,
+                    const FileSystem* wrapped_fs, ringmerge::InputFile* out,
+                    bool* has_range_deletions,
                     std::string* reason) {
   Status s;
   TableRef table(cfd, mopts, meta, ro, file_options, &s);
@@ -243,6 +254,26 @@ Status DescribeFile(ColumnFamilyData* cfd, const MutableCFOptions& mopts,
   out->file_size = meta.fd.GetFileSize();
   out->checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
   out->base_context_checksum = rep->footer.base_context_checksum();
+  if (wrapped_fs != nullptr) {
+    // RocksDB read this table through a wrapped FileSystem; ringmerge would
+    // read the OS file at the same path. Only when that is the same file (a
+    // regular file of the same size whose footer is the footer RocksDB parsed)
+    // are the bytes the same; then every block is checksum-verified as usual.
+    ringmerge::ExpectedFooter expected;
+    expected.checksum_type = static_cast<uint8_t>(rep->footer.checksum_type());
+    expected.format_version = rep->footer.format_version();
+    expected.base_context_checksum = rep->footer.base_context_checksum();
+    expected.metaindex_offset = rep->footer.metaindex_handle().offset();
+    expected.metaindex_size = rep->footer.metaindex_handle().size();
+    rust::String mismatch = ringmerge::verify_local_file(
+        rust::Str(out->path.data(), out->path.size()), out->file_size,
+        expected);
+    if (!mismatch.empty()) {
+      *reason = std::string("input ") + num + " on file system " +
+                wrapped_fs->Name() + ": " + std::string(mismatch);
+      return Status::NotSupported(*reason);
+    }
+  }
 
   IndexBlockIter iiter_on_stack;
   InternalIteratorBase<IndexValue>* iiter = rep->index_reader->NewIterator(
@@ -297,7 +328,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const MutableCFOptions& mopts = c->mutable_cf_options();
   // Eligibility. The merge orders keys with memcmp and reads the files
   // itself, so it needs the bytewise comparator, block-based tables and the
-  // plain POSIX file system; anything else keeps the stock path.
+  // plain POSIX file system, or (RINGMERGE_WRAPPED_FS=verify) a wrapped one
+  // whose files are verified to be plain local files (DescribeFile);
+  // anything else keeps the stock path.
   if (cfd->user_comparator() != BytewiseComparator()) {
     *reason = std::string("comparator ") + cfd->user_comparator()->Name() +
               " is not the bytewise comparator";
@@ -305,9 +338,15 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
              !mopts.table_factory->IsInstanceOf(
                  TableFactory::kBlockBasedTableName())) {
     *reason = "table format is not block-based";
-  } else if (db_options.fs.get() != FileSystem::Default().get()) {
+  } else if (db_options.fs.get() != FileSystem::Default().get() &&
+             !WrappedFs().verify) {
     *reason = std::string("file system ") + db_options.fs->Name() +
-              " is not the default POSIX file system";
+              " is not the default POSIX file system (" +
+              (WrappedFs().warning.empty()
+                   ? std::string("RINGMERGE_WRAPPED_FS=verify would check "
+                                 "its files and read them directly")
+                   : std::string(WrappedFs().warning)) +
+              ")";
   }
   if (!reason->empty()) {
     return nullptr;
@@ -322,6 +361,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   const Slice* start_ptr = start.has_value() ? &start_slice : nullptr;
   const Slice* end_ptr = end.has_value() ? &*end : nullptr;
   const Comparator* ucmp = cfd->user_comparator();
+  const FileSystem* wrapped_fs =
+      db_options.fs.get() != FileSystem::Default().get() ? db_options.fs.get()
+                                                         : nullptr;
 
   ringmerge::CompactionInput input;
   uint64_t dict_files = 0;
@@ -339,6 +381,45 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     input.end = ToBytes(*end);
   }
 
+  // Whether an input overlaps [start, end): MakeInputIterator skips the rest.
+  auto overlaps = [&](const FileMetaData& meta) {
+    return !(start.has_value() &&
+             ucmp->Compare(*start, meta.largest.user_key()) > 0) &&
+           !(end.has_value() &&
+             ucmp->Compare(*end, meta.smallest.user_key()) < 0);
+  };
+  // The common reasons to fall back are in the table properties CompactionJob
+  // already loaded (GetOrInitInputTableProperties): decide them from there,
+  // before DescribeFile looks any table up in the table cache, so a compaction
+  // that falls back costs no table-cache lookup the stock path would not make.
+  const TablePropertiesCollection& input_props = c->GetInputTableProperties();
+  const std::string no_compression = CompressionTypeToString(kNoCompression);
+  for (size_t which = 0; which < c->num_input_levels(); which++) {
+    const LevelFilesBrief* flevel = c->input_levels(which);
+    for (size_t i = 0; i < flevel->num_files; i++) {
+      const FileMetaData& meta = *flevel->files[i].file_metadata;
+      if (!overlaps(meta)) {
+        continue;
+      }
+      auto it = input_props.find(TableFileName(
+          cfd->ioptions().cf_paths, meta.fd.GetNumber(), meta.fd.GetPathId()));
+      if (it == input_props.end() || it->second == nullptr) {
+        continue;  // DescribeFile decides from the open table.
+      }
+      char num[64];
+      snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
+      if (it->second->compression_name != no_compression) {
+        // The same test as BlockBasedTable's blocks_maybe_compressed.
+        *reason = std::string("input ") + num + " may hold compressed blocks";
+      } else if (it->second->num_range_deletions > 0) {
+        *reason = std::string("input ") + num + " holds range deletions";
+      }
+      if (!reason->empty()) {
+        return nullptr;
+      }
+    }
+  }
+
   // The same runs as VersionSet::MakeInputIterator: one per L0 file, one per
   // deeper level; files wholly outside [start, end) are skipped as it does.
   for (size_t which = 0; which < c->num_input_levels(); which++) {
@@ -347,19 +428,14 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     ringmerge::SortedRun level_run;
     for (size_t i = 0; i < flevel->num_files; i++) {
       const FileMetaData& meta = *flevel->files[i].file_metadata;
-      if (start.has_value() &&
-          ucmp->Compare(*start, meta.largest.user_key()) > 0) {
-        continue;
-      }
-      if (end.has_value() &&
-          ucmp->Compare(*end, meta.smallest.user_key()) < 0) {
+      if (!overlaps(meta)) {
         continue;
       }
       ringmerge::InputFile file;
       bool has_range_deletions = false;
       Status s = DescribeFile(cfd, mopts, file_options, meta, read_options,
-                              start_ptr, end_ptr, &file, &has_range_deletions,
-                              reason);
+                              start_ptr, end_ptr, wrapped_fs, &file,
+                              &has_range_deletions, reason);
       if (!s.ok()) {
         if (reason->empty()) *reason = s.ToString();
         return nullptr;
@@ -407,6 +483,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   auto rep = std::make_unique<Rep>();
   rep->dict_files = dict_files;
   rep->range_del_files = range_del_files.size();
+  if (wrapped_fs != nullptr) {
+    rep->wrapped_fs = wrapped_fs->Name();
+  }
   const InternalKeyComparator* icmp = &cfd->internal_comparator();
   auto stream = std::make_unique<RingmergeStream>(std::move(merge), icmp);
   rep->stream = stream.get();
@@ -580,6 +659,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.merge_engine = std::string(m.merge_engine);
   s.bpf_unavailable = std::string(m.bpf_unavailable);
   s.bpf_calls = m.bpf_calls;
+  s.wrapped_fs = rep_->wrapped_fs;
   return s;
 }
 
@@ -602,6 +682,11 @@ std::string RingmergeSummary::ToString() const {
   }
   if (!bpf_unavailable.empty()) {
     out += " bpf_unavailable=\"" + bpf_unavailable + "\"";
+  }
+  if (!wrapped_fs.empty()) {
+    // The operator chose RINGMERGE_WRAPPED_FS=verify: say whose reads were
+    // bypassed (fault injection, accounting) in every line.
+    out += " wrapped_fs=\"" + wrapped_fs + "\" (footers verified, read directly)";
   }
   if (!io_uring_fallback_reason.empty()) {
     out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";

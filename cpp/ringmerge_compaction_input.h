@@ -58,6 +58,9 @@ struct RingmergeSummary {
   std::string merge_engine;
   std::string bpf_unavailable;
   uint64_t bpf_calls = 0;
+  // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
+  // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
+  std::string wrapped_fs;
 
   std::string ToString() const;
 };

@@ -109,6 +109,31 @@ mod ffi {
         bpf_calls: u64,
     }
 
+    /// RINGMERGE_WRAPPED_FS: what to do when the DB's FileSystem is not the default POSIX one.
+    struct WrappedFsPolicy {
+        /// `verify`: accelerate when every input passes `verify_local_file`; `refuse` (default):
+        /// fall back.
+        verify: bool,
+        /// Empty, or why the environment's setting was not understood.
+        warning: String,
+    }
+
+    /// The footer RocksDB's open table reader parsed (`BlockBasedTable::Rep::footer`).
+    struct ExpectedFooter {
+        checksum_type: u8,
+        format_version: u32,
+        base_context_checksum: u32,
+        metaindex_offset: u64,
+        metaindex_size: u64,
+    }
+
+    extern "Rust" {
+        fn wrapped_fs_policy_from_env() -> WrappedFsPolicy;
+        /// Empty when the OS file at `path` is the file RocksDB read through its wrapped file
+        /// system (regular file, same size, same footer); otherwise why not.
+        fn verify_local_file(path: &str, file_size: u64, expected: &ExpectedFooter) -> String;
+    }
+
     extern "Rust" {
         /// A compaction's merge; created by `open_merge` even when opening failed, so C++ always
         /// owns exactly one box and reads the outcome from `status()`.
@@ -174,6 +199,40 @@ fn settings_from_env() -> ffi::Settings {
         mode,
         memory_budget,
         warning,
+    }
+}
+
+fn wrapped_fs_policy_from_env() -> ffi::WrappedFsPolicy {
+    match std::env::var("RINGMERGE_WRAPPED_FS").as_deref() {
+        Err(_) | Ok("") | Ok("refuse") => ffi::WrappedFsPolicy {
+            verify: false,
+            warning: String::new(),
+        },
+        Ok("verify") => ffi::WrappedFsPolicy {
+            verify: true,
+            warning: String::new(),
+        },
+        Ok(other) => ffi::WrappedFsPolicy {
+            verify: false,
+            warning: format!("RINGMERGE_WRAPPED_FS={other} is not one of verify|refuse"),
+        },
+    }
+}
+
+fn verify_local_file(path: &str, file_size: u64, expected: &ffi::ExpectedFooter) -> String {
+    let expected = crate::wrapped_fs::ExpectedFooter {
+        checksum_type: expected.checksum_type,
+        format_version: expected.format_version,
+        base_context_checksum: expected.base_context_checksum,
+        metaindex_offset: expected.metaindex_offset,
+        metaindex_size: expected.metaindex_size,
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        crate::wrapped_fs::verify_local_file(std::path::Path::new(path), file_size, &expected)
+    })) {
+        Ok(Ok(())) => String::new(),
+        Ok(Err(reason)) => reason,
+        Err(p) => format!("ringmerge internal error: {}", panic_message(p)),
     }
 }
 

@@ -14,5 +14,6 @@ pub mod error;
 pub mod merge;
 pub mod reader;
 pub mod sst_map;
+pub mod wrapped_fs;
 
 pub use error::{Error, Result};

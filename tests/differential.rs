@@ -63,7 +63,8 @@ fn run_mode_with(dir: &Path, mode: &str, args: &[&str], mut cmd: Command) -> Out
     );
     Outcome {
         dump: std::fs::read_to_string(&out).unwrap(),
-        log: std::fs::read_to_string(db.join("LOG")).unwrap(),
+        // An in-memory file system (--fs mem) keeps the LOG in memory too.
+        log: std::fs::read_to_string(db.join("LOG")).unwrap_or_default(),
     }
 }
 
@@ -973,5 +974,174 @@ fn read_error_mid_compaction_fails_with_ioerror_and_loses_nothing() {
     assert!(
         out.status.success() && stdout.contains("corrupt=0 mismatch=0"),
         "{stdout}"
+    );
+}
+
+/// Runs a scenario on the driver's `--fs <fs>` with `RINGMERGE_WRAPPED_FS=<policy>`: stock and
+/// ringmerge outputs must be identical; returns the ringmerge run's RINGMERGE_OUTCOME_LOG lines
+/// (the LOG of an in-memory file system is not on disk).
+fn wrapped_fs_differential(name: &str, fs: &str, policy: Option<&str>) -> Vec<String> {
+    let args = ["--l0-files", "4", "--base-levels", "2", "--fs", fs];
+    let dir = scratch(name);
+    let stock = run_mode(&dir, "off", &args);
+    let outcomes = dir.join("outcomes.txt");
+    let mut cmd = Command::new(driver());
+    cmd.env("RINGMERGE_OUTCOME_LOG", &outcomes);
+    match policy {
+        Some(p) => cmd.env("RINGMERGE_WRAPPED_FS", p),
+        None => cmd.env_remove("RINGMERGE_WRAPPED_FS"),
+    };
+    let accel = run_mode_with(&dir, "native", &args, cmd);
+    assert!(
+        stock.dump.contains("compaction status=OK"),
+        "no compaction ran:\n{}",
+        stock.dump
+    );
+    assert_same_dump(&stock.dump, &accel.dump, &dir);
+    let lines: Vec<String> = std::fs::read_to_string(&outcomes)
+        .expect("RINGMERGE_OUTCOME_LOG written")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!lines.is_empty(), "no subcompaction outcome recorded");
+    lines
+}
+
+#[test]
+fn wrapped_env_like_specialenv_runs_accelerated_and_exact_with_verify() {
+    // An EnvWrapper over the default Env, as RocksDB's test SpecialEnv (and many applications'
+    // Envs) are: RocksDB sees a LegacyFileSystemWrapper, not FileSystem::Default().
+    let lines = wrapped_fs_differential("wrapped_verify", "env-wrapper", Some("verify"));
+    assert!(
+        lines.iter().all(|l| l.starts_with("accelerated ")
+            && l.contains("wrapped_fs=\"LegacyFileSystem\"")),
+        "every subcompaction must run accelerated and name the bypassed wrapper: {lines:?}"
+    );
+}
+
+#[test]
+fn wrapped_env_falls_back_by_default() {
+    // The default policy refuses: a wrapper's read path (fault injection, accounting) is not
+    // bypassed unless the operator asks for it.
+    let lines = wrapped_fs_differential("wrapped_default", "env-wrapper", None);
+    assert!(
+        lines.iter().all(|l| l.starts_with(
+            "fallback file system LegacyFileSystem is not \
+             the default POSIX file system (RINGMERGE_WRAPPED_FS=verify"
+        )),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn file_system_that_changes_bytes_falls_back_with_verify() {
+    // The xor file system stores every .sst byte XOR 0x5a on disk (as an encrypting file system
+    // stores ciphertext): same size, but the OS file's footer is not the one RocksDB read.
+    let lines = wrapped_fs_differential("wrapped_xor", "xor", Some("verify"));
+    assert!(
+        lines.iter().all(|l| l.starts_with("fallback input #")
+            && l.contains("on file system XorFileSystem")
+            && l.contains("footer does not decode")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn in_memory_file_system_falls_back_with_verify() {
+    // NewMemEnv: nothing at the paths on disk.
+    let lines = wrapped_fs_differential("wrapped_mem", "mem", Some("verify"));
+    assert!(
+        lines.iter().all(|l| l.starts_with("fallback input #")
+            && l.contains("on file system MemoryFileSystem")
+            && l.contains("is not a local file")),
+        "{lines:?}"
+    );
+}
+
+/// The .sst files in a DB directory, by name.
+fn sst_names(db: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn truncated_input_fails_like_stock_and_loses_nothing() {
+    let dir = scratch("truncated");
+    let mut statuses = Vec::new();
+    for mode in ["off", "native"] {
+        let db = dir.join(format!("db-{mode}"));
+        let expect = dir.join(format!("expect-{mode}.txt"));
+        let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
+        build_fault_db(db_s, expect_s);
+        let before = sst_names(&db);
+
+        // The newest L0 file loses its last third after the DB opened it: its table reader
+        // holds the old index, so the compaction reads past the new end of file mid-stream
+        // (a 1 MiB budget keeps ringmerge's chunks small, so its merge opens first).
+        let sst = newest_sst(&db);
+        let original = std::fs::read(&sst).unwrap();
+        let name = sst.file_name().unwrap().to_str().unwrap().to_string();
+        let cut = format!("{name}@{}", original.len() * 2 / 3);
+        let out = Command::new(driver())
+            .env("RINGMERGE_MODE", mode)
+            .env("RINGMERGE_MEMORY_BUDGET", "1048576")
+            .args(["compact", "--db", db_s, "--truncate", &cut])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            !out.status.success(),
+            "compaction of a truncated input succeeded ({mode}):\n{stdout}"
+        );
+        let status = stdout
+            .lines()
+            .find(|l| l.starts_with("compact status:"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            status.contains("Corruption") || status.contains("IO error"),
+            "({mode}) expected Corruption or IOError: {stdout}"
+        );
+        if mode == "native" {
+            let log = std::fs::read_to_string(db.join("LOG")).unwrap();
+            assert!(
+                log.contains("ringmerge: accelerated") && log.contains("status=Corruption"),
+                "ringmerge itself must meet the end of file mid-stream: {:?}",
+                ringmerge_lines(&log)
+            );
+        }
+        statuses.push(status);
+        // No output of the failed job was installed (its files were deleted) and no input
+        // was removed.
+        assert_eq!(sst_names(&db), before, "({mode}) the live files changed");
+
+        // While the file stays short the DB does not reopen, stock or not (max_open_files=-1
+        // opens every table and checks its size): the same answer from both.
+        let out = driver_cmd(mode, &["verify", "--db", db_s, "--expect", expect_s]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("Sst file size mismatch"),
+            "({mode}) reopen with the truncated file: {stderr}"
+        );
+        // With the file's bytes back, the DB reopens and every acknowledged key reads back.
+        std::fs::write(&sst, &original).unwrap();
+        let out = driver_cmd(mode, &["verify", "--db", db_s, "--expect", expect_s]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("corrupt=0 mismatch=0"),
+            "({mode}) {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
+    assert_eq!(
+        kind(&statuses[0]),
+        kind(&statuses[1]),
+        "stock and ringmerge statuses differ: {statuses:?}"
     );
 }

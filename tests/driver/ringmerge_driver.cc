@@ -5,14 +5,26 @@
 //
 //   ringmerge_driver run     --db DIR --out FILE [scenario flags]  build+compact+dump
 //   ringmerge_driver build   --db DIR --expect FILE [scenario flags]  build only
-//   ringmerge_driver compact --db DIR [--direct]        CompactRange, prints status
+//   ringmerge_driver compact --db DIR [--direct] [--truncate NAME@LEN]
+//                                      CompactRange, prints status; --truncate
+//                                      cuts DIR/NAME to LEN bytes after the DB
+//                                      opened it (its table reader is open)
 //   ringmerge_driver verify  --db DIR --expect FILE     reads back every key
+//
+// --fs picks the DB's file system (every command of one DB must use the same):
+//   default      FileSystem::Default() (the POSIX file system)
+//   env-wrapper  an EnvWrapper over Env::Default(), as RocksDB's test SpecialEnv
+//                is: the DB sees a LegacyFileSystemWrapper, passing bytes through
+//   xor          a FileSystemWrapper that stores .sst files XOR 0x5a on disk
+//                and undoes it on read (a stand-in for an encrypting FS)
+//   mem          NewMemEnv: files live in memory, nothing at the paths on disk
 //
 // The dump lists, per compaction, RocksDB's own job stats (records in, out,
 // replaced, deletions, output files and bytes), then every live file per
 // level with its boundaries and every internal key in it: user key, sequence
 // number, type, value length and value hash.
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +35,11 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
@@ -61,6 +77,8 @@ struct Flags {
   // Values that compress (3 of every 4 words from a small set); on by default
   // whenever a compression is set, so blocks really are stored compressed.
   bool compressible = false;
+  std::string fs = "default";
+  std::string truncate;  // NAME@LEN, compact only
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -108,6 +126,8 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--max-dict-bytes") f.max_dict_bytes = static_cast<uint32_t>(atoi(next().c_str()));
     else if (a == "--index-type") f.index_type = next();
     else if (a == "--compressible") f.compressible = true;
+    else if (a == "--fs") f.fs = next();
+    else if (a == "--truncate") f.truncate = next();
     else Die("unknown flag " + a);
   }
   if (f.db.empty()) Die("--db is required");
@@ -162,6 +182,124 @@ CompressionType ParseCompression(const std::string& c) {
   if (c == "zstd") return kZSTD;
   if (c == "zlib") return kZlibCompression;
   Die("unknown compression " + c);
+}
+
+// The Env a test's SpecialEnv is: an EnvWrapper, whose FileSystem RocksDB
+// sees as a LegacyFileSystemWrapper (not FileSystem::Default()).
+class PassthroughEnv : public EnvWrapper {
+ public:
+  explicit PassthroughEnv(Env* t) : EnvWrapper(t) {}
+  static const char* kClassName() { return "PassthroughEnv"; }
+  const char* Name() const override { return kClassName(); }
+};
+
+bool IsSst(const std::string& f) {
+  return f.size() > 4 && f.compare(f.size() - 4, 4, ".sst") == 0;
+}
+
+constexpr char kXor = 0x5a;
+
+std::string Xored(const Slice& s) {
+  std::string x(s.data(), s.size());
+  for (char& c : x) c ^= kXor;
+  return x;
+}
+
+class XorWritableFile : public FSWritableFileOwnerWrapper {
+ public:
+  using FSWritableFileOwnerWrapper::FSWritableFileOwnerWrapper;
+  IOStatus Append(const Slice& data, const IOOptions& o,
+                  IODebugContext* d) override {
+    return target()->Append(Xored(data), o, d);
+  }
+  IOStatus Append(const Slice& data, const IOOptions& o,
+                  const DataVerificationInfo&, IODebugContext* d) override {
+    return Append(data, o, d);
+  }
+  IOStatus PositionedAppend(const Slice& data, uint64_t off,
+                            const IOOptions& o, IODebugContext* d) override {
+    return target()->PositionedAppend(Xored(data), off, o, d);
+  }
+  IOStatus PositionedAppend(const Slice& data, uint64_t off,
+                            const IOOptions& o, const DataVerificationInfo&,
+                            IODebugContext* d) override {
+    return PositionedAppend(data, off, o, d);
+  }
+};
+
+class XorRandomAccessFile : public FSRandomAccessFileOwnerWrapper {
+ public:
+  using FSRandomAccessFileOwnerWrapper::FSRandomAccessFileOwnerWrapper;
+  IOStatus Read(uint64_t offset, size_t n, const IOOptions& o, Slice* result,
+                char* scratch, IODebugContext* d) const override {
+    IOStatus s = target()->Read(offset, n, o, result, scratch, d);
+    if (!s.ok()) return s;
+    if (result->data() != scratch) {
+      memmove(scratch, result->data(), result->size());
+    }
+    for (size_t i = 0; i < result->size(); i++) scratch[i] ^= kXor;
+    *result = Slice(scratch, result->size());
+    return s;
+  }
+  IOStatus MultiRead(FSReadRequest* reqs, size_t num, const IOOptions& o,
+                     IODebugContext* d) override {
+    for (size_t i = 0; i < num; i++) {
+      reqs[i].status = Read(reqs[i].offset, reqs[i].len, o, &reqs[i].result,
+                            reqs[i].scratch, d);
+    }
+    return IOStatus::OK();
+  }
+  IOStatus ReadAsync(FSReadRequest& req, const IOOptions& o,
+                     std::function<void(FSReadRequest&, void*)> cb,
+                     void* cb_arg, void** io_handle, IOHandleDeleter* del_fn,
+                     IODebugContext* d) override {
+    // The base class's synchronous emulation, through this Read.
+    return FSRandomAccessFile::ReadAsync(req, o, cb, cb_arg, io_handle,
+                                         del_fn, d);
+  }
+};
+
+class XorFileSystem : public FileSystemWrapper {
+ public:
+  explicit XorFileSystem(const std::shared_ptr<FileSystem>& t)
+      : FileSystemWrapper(t) {}
+  static const char* kClassName() { return "XorFileSystem"; }
+  const char* Name() const override { return kClassName(); }
+  // No file-system-allocated buffers or async reads: every read goes
+  // through XorRandomAccessFile::Read.
+  void SupportedOps(int64_t& ops) override { ops = 0; }
+  IOStatus NewWritableFile(const std::string& f, const FileOptions& o,
+                           std::unique_ptr<FSWritableFile>* r,
+                           IODebugContext* d) override {
+    IOStatus s = target()->NewWritableFile(f, o, r, d);
+    if (s.ok() && IsSst(f)) r->reset(new XorWritableFile(std::move(*r)));
+    return s;
+  }
+  IOStatus NewRandomAccessFile(const std::string& f, const FileOptions& o,
+                               std::unique_ptr<FSRandomAccessFile>* r,
+                               IODebugContext* d) override {
+    IOStatus s = target()->NewRandomAccessFile(f, o, r, d);
+    if (s.ok() && IsSst(f)) r->reset(new XorRandomAccessFile(std::move(*r)));
+    return s;
+  }
+};
+
+Env* EnvFor(const std::string& fs) {
+  if (fs == "default") return Env::Default();
+  if (fs == "env-wrapper") {
+    static PassthroughEnv env(Env::Default());
+    return &env;
+  }
+  if (fs == "xor") {
+    static std::unique_ptr<Env> env = NewCompositeEnv(
+        std::make_shared<XorFileSystem>(FileSystem::Default()));
+    return env.get();
+  }
+  if (fs == "mem") {
+    static std::unique_ptr<Env> env(NewMemEnv(Env::Default()));
+    return env.get();
+  }
+  Die("unknown --fs " + fs);
 }
 
 class JobRecorder : public EventListener {
@@ -221,6 +359,7 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.use_direct_reads = f.direct;
   o.use_direct_io_for_flush_and_compaction = f.direct;
   o.max_open_files = -1;
+  o.env = EnvFor(f.fs);
   if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
   if (rec) o.listeners.push_back(rec);
   BlockBasedTableOptions t;
@@ -443,6 +582,16 @@ int main(int argc, char** argv) {
     }
     for (auto* s : snaps) db->ReleaseSnapshot(s);
   } else if (f.cmd == "compact") {
+    if (!f.truncate.empty()) {
+      // A file cut short under a running DB (a failing disk, an operator's
+      // mistake): its reader is open with the old footer and index, and the
+      // compaction runs into the end of the file mid-stream.
+      size_t at = f.truncate.rfind('@');
+      if (at == std::string::npos) Die("--truncate wants NAME@LEN");
+      std::string path = f.db + "/" + f.truncate.substr(0, at);
+      off_t len = static_cast<off_t>(strtoull(f.truncate.c_str() + at + 1, nullptr, 10));
+      if (::truncate(path.c_str(), len) != 0) Die("truncate " + path + ": " + strerror(errno));
+    }
     Status s = CompactAll(f, db.get());
     printf("compact status: %s\n", s.ToString().c_str());
     for (const auto& j : rec->Lines()) printf("%s\n", j.c_str());
