@@ -408,11 +408,12 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
       }
       char num[64];
       snprintf(num, sizeof(num), "#%" PRIu64, meta.fd.GetNumber());
-      if (it->second->compression_name != no_compression) {
-        // The same test as BlockBasedTable's blocks_maybe_compressed.
-        *reason = std::string("input ") + num + " may hold compressed blocks";
-      } else if (it->second->num_range_deletions > 0) {
-        *reason = std::string("input ") + num + " holds range deletions";
+      const std::string& codec = it->second->compression_name;
+      // The same test as BlockBasedTable's blocks_maybe_compressed, then the
+      // one DescribeFile makes on the open table.
+      if (codec != no_compression && !CodecDecodable(codec)) {
+        *reason = std::string("input ") + num + " is compressed with " +
+                  codec + ", which ringmerge does not decode";
       }
       if (!reason->empty()) {
         return nullptr;
