@@ -9,6 +9,7 @@
 #include "db/column_family.h"
 #include "db/compaction/compaction.h"
 #include "db/dbformat.h"
+#include "db/internal_stats.h"
 #include "db/range_del_aggregator.h"
 #include "db/table_cache.h"
 #include "file/filename.h"
@@ -23,6 +24,7 @@
 #include "table/block_based/uncompression_dict_reader.h"
 #include "table/compaction_merging_iterator.h"
 #include "util/compression.h"
+#include "test_util/sync_point.h"
 #include "trace_replay/block_cache_tracer.h"
 #include "util/compression.h"
 
@@ -85,6 +87,17 @@ struct RingmergeCompactionInput::Rep {
   // Name of the DB's wrapped FileSystem whose files were verified and are read
   // directly (RINGMERGE_WRAPPED_FS=verify); empty on the default file system.
   std::string wrapped_fs;
+  // The sorted runs this input merges, counted in the column family's
+  // rocksdb.num-running-compaction-sorted-runs while it lives, as stock's
+  // CompactionMergingIterator counts its children.
+  InternalStats* internal_stats = nullptr;
+  uint64_t sorted_runs = 0;
+
+  ~Rep() {
+    if (internal_stats != nullptr) {
+      internal_stats->DecrNumRunningCompactionSortedRuns(sorted_runs);
+    }
+  }
 };
 
 namespace {
@@ -460,6 +473,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
     }
   }
 
+  const uint64_t sorted_runs = input.runs.size();
   rust::Box<ringmerge::CompactionMerge> merge =
       ringmerge::open_merge(std::move(input));
   Status s = ToStatus(merge->status());
@@ -484,6 +498,13 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   auto rep = std::make_unique<Rep>();
   rep->dict_files = dict_files;
   rep->range_del_files = range_del_files.size();
+  if (cfd->internal_stats() != nullptr) {
+    // The same accounting (and test hook) as CompactionMergingIterator's.
+    TEST_SYNC_POINT("CompactionMergingIterator::UpdateInternalStats");
+    rep->internal_stats = cfd->internal_stats();
+    rep->sorted_runs = sorted_runs;
+    rep->internal_stats->IncrNumRunningCompactionSortedRuns(sorted_runs);
+  }
   if (wrapped_fs != nullptr) {
     rep->wrapped_fs = wrapped_fs->Name();
   }

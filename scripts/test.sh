@@ -35,10 +35,10 @@ scripts/fuzz.sh 15
 
 step "RocksDB gtest suites with ringmerge on (scripts/rocksdb-suites.sh)"
 suites_rc=0
-scripts/rocksdb-suites.sh || suites_rc=$?
+scripts/rocksdb-suites.sh --modes native,bpf || suites_rc=$?
 step "db_crashtest.py blackbox + whitebox, CI size (scripts/crashtest.sh --minutes N for more)"
 crash_rc=0
-scripts/crashtest.sh --minutes 4 || crash_rc=$?
+scripts/crashtest.sh --minutes 6 --modes native,bpf || crash_rc=$?
 
 step "summary"
 echo "cargo tests and fuzz smoke run done"
