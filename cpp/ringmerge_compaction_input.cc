@@ -102,6 +102,13 @@ struct RingmergeCompactionInput::Rep {
 
 namespace {
 
+// RINGMERGE_MODE=bpf: the BPF program loads in the background from process
+// start (static initialization), off the first compaction's critical path.
+const bool kBpfPreloadStarted = [] {
+  ringmerge::preload_from_env();
+  return true;
+}();
+
 const ringmerge::Settings& ProcessSettings() {
   // Read once: the mode is a property of the process, like an option.
   static const ringmerge::Settings settings = ringmerge::settings_from_env();

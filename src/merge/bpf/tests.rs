@@ -387,7 +387,12 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
 fn private_engine_loads_and_tears_down() {
     engine().expect("BPF merge program loads");
     for _ in 0..3 {
+        let t0 = std::time::Instant::now();
         let e = super::BpfEngine::load().expect("a second instance loads");
+        eprintln!(
+            "load (open, verify both programs, map the arena): {:?}",
+            t0.elapsed()
+        );
         assert!(e.verified_insns(Selection::Heap).unwrap() > 0);
         let (live, _) = e.arena().usage();
         assert_eq!(live, 0);
