@@ -316,6 +316,40 @@ fn snapshots_are_decided_by_rocksdb() {
 }
 
 #[test]
+fn compaction_filter_drops_and_changes_values() {
+    // RocksDB's CompactionIterator calls the filter on ringmerge's merged stream.
+    let log = differential(
+        "compaction_filter",
+        &[
+            "--compaction-filter",
+            "--l0-files",
+            "4",
+            "--base-levels",
+            "2",
+        ],
+    );
+    assert_accelerated(&log);
+}
+
+#[test]
+fn single_delete() {
+    let log = differential(
+        "single_delete",
+        &[
+            "--single-delete-pct",
+            "20",
+            "--l0-files",
+            "5",
+            "--base-levels",
+            "1",
+            "--snapshots",
+            "2",
+        ],
+    );
+    assert_accelerated(&log);
+}
+
+#[test]
 fn merge_operands_are_decided_by_rocksdb() {
     let log = differential("merge", &["--merge-pct", "30", "--l0-files", "4"]);
     assert_accelerated(&log);

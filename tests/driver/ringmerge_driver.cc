@@ -37,6 +37,7 @@
 
 #include <unistd.h>
 
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -64,6 +65,8 @@ struct Flags {
   int merge_pct = 0;
   int universe_factor = 3;  // key universe = factor * keys_per_file
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
+  int single_delete_pct = 0;  // keys written once, then SingleDeleted a file later
+  bool compaction_filter = false;  // drops some values, changes others
   bool range_del = false;
   int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   bool direct = false;
@@ -113,6 +116,8 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--base-levels") f.base_levels = atoi(next().c_str());
     else if (a == "--delete-pct") f.delete_pct = atoi(next().c_str());
     else if (a == "--merge-pct") f.merge_pct = atoi(next().c_str());
+    else if (a == "--single-delete-pct") f.single_delete_pct = atoi(next().c_str());
+    else if (a == "--compaction-filter") f.compaction_filter = true;
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
@@ -302,6 +307,24 @@ Env* EnvFor(const std::string& fs) {
   Die("unknown --fs " + fs);
 }
 
+// Decides from the value alone, so stock and ringmerge see the same decisions:
+// values whose first byte is 0 mod 7 are dropped, 0 mod 5 are rewritten.
+class DropAndChangeFilter : public CompactionFilter {
+ public:
+  const char* Name() const override { return "ringmerge.DropAndChange"; }
+  bool Filter(int /*level*/, const Slice& /*key*/, const Slice& value,
+              std::string* new_value, bool* value_changed) const override {
+    if (value.empty()) return false;
+    const unsigned char b = static_cast<unsigned char>(value[0]);
+    if (b % 7 == 0) return true;
+    if (b % 5 == 0) {
+      *new_value = "changed:" + value.ToString().substr(0, 8);
+      *value_changed = true;
+    }
+    return false;
+  }
+};
+
 class JobRecorder : public EventListener {
  public:
   void OnCompactionCompleted(DB*, const CompactionJobInfo& ci) override {
@@ -361,6 +384,10 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.max_open_files = -1;
   o.env = EnvFor(f.fs);
   if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
+  if (f.compaction_filter) {
+    static DropAndChangeFilter filter;
+    o.compaction_filter = &filter;
+  }
   if (rec) o.listeners.push_back(rec);
   BlockBasedTableOptions t;
   t.block_size = 4096;
@@ -454,14 +481,33 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
     Check(db->CompactRange(cro, nullptr, nullptr), "CompactRange(base)");
   }
   std::vector<const Snapshot*> snaps;
+  // SingleDelete's contract: the key was Put once and not overwritten. These
+  // keys live in their own key space ("sd..."): Put in one file, SingleDeleted
+  // in the next.
+  std::vector<std::string> sd_pending;
   for (int file = 0; file < f.l0_files; file++) {
+    for (const std::string& k : sd_pending) {
+      Check(db->SingleDelete(wo, k), "SingleDelete");
+      model->erase(k);
+    }
+    sd_pending.clear();
     for (int i = 0; i < f.keys_per_file; i++) {
       std::string k = KeyFor(f, rng.Uniform(universe));
       uint64_t r = rng.Uniform(100);
-      if (r < static_cast<uint64_t>(f.delete_pct)) {
+      if (r < static_cast<uint64_t>(f.single_delete_pct)) {
+        char sd[64];
+        snprintf(sd, sizeof(sd), "sd%04d%06d", file, i);
+        std::string v = ValueFor(f, rng);
+        Check(db->Put(wo, sd, v), "Put(sd)");
+        (*model)[sd] = v;
+        if (file + 1 < f.l0_files) sd_pending.push_back(sd);
+        continue;
+      }
+      if (r < static_cast<uint64_t>(f.single_delete_pct + f.delete_pct)) {
         Check(db->Delete(wo, k), "Delete");
         model->erase(k);
-      } else if (r < static_cast<uint64_t>(f.delete_pct + f.merge_pct)) {
+      } else if (r < static_cast<uint64_t>(f.single_delete_pct + f.delete_pct +
+                                            f.merge_pct)) {
         std::string v;
         PutU64(&v, 1 + rng.Uniform(5));
         Check(db->Merge(wo, k, v), "Merge");
