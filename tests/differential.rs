@@ -545,7 +545,7 @@ fn partitioned_index() {
         dump.lines().any(|l| l
             .split("index_partitions=")
             .nth(1)
-            .and_then(|n| n.trim().parse::<u64>().ok())
+            .and_then(|n| n.split_whitespace().next()?.parse::<u64>().ok())
             .is_some_and(|n| n >= 2)),
         "the tables' indexes are not partitioned"
     );
