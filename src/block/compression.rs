@@ -193,6 +193,16 @@ impl Decompressor {
     }
 }
 
+/// The uncompressed size a block of type `t` announces (Snappy's own length header, else the
+/// varint32 prefix); `None` if it cannot be read. The decoder allocates this much, as RocksDB
+/// does, so callers feeding untrusted bytes (the fuzz target) bound it first.
+pub fn announced_len(t: u8, input: &[u8]) -> Option<usize> {
+    match t {
+        ctype::SNAPPY => snap::raw::decompress_len(input).ok(),
+        _ => size_prefix(input).map(|(n, _)| n),
+    }
+}
+
 /// `GetDecompressedSizeInfo`: the varint32 uncompressed size and the bytes after it.
 fn size_prefix(input: &[u8]) -> Option<(usize, &[u8])> {
     let mut pos = 0;

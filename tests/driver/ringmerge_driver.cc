@@ -19,10 +19,17 @@
 //                and undoes it on read (a stand-in for an encrypting FS)
 //   mem          NewMemEnv: files live in memory, nothing at the paths on disk
 //
+// Scenario flags include --compression and --bottommost-compression
+// (none|snappy|lz4|lz4hc|zstd|zlib; values are made compressible then),
+// --max-dict-bytes N, --index-type binary|hash|partitioned|first-key,
+// --range-del (one wide DeleteRange) and --range-dels N (N narrow ones in
+// every L0 and base-level file); see ParseFlags for the rest.
+//
 // The dump lists, per compaction, RocksDB's own job stats (records in, out,
 // replaced, deletions, output files and bytes), then every live file per
-// level with its boundaries and every internal key in it: user key, sequence
-// number, type, value length and value hash.
+// level with its boundaries, codec, index partitions and range-deletion count,
+// every internal key in it (user key, sequence number, type, value length and
+// value hash), and finally the count and hash of what a reader sees.
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
