@@ -11,9 +11,81 @@ use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::DataBlockCursor;
 use crate::block::key::split_internal_key;
+use crate::block::BlockHandle;
 use crate::error::{Error, Result};
 use crate::reader::{Chunk, Reader};
 use crate::sst_map::{PlannedChunk, SstMap};
+
+/// Block `b` of a planned chunk whose bytes are `bytes`, with its trailer checksum verified (as
+/// stock compaction does, `verify_checksums = true`): its handle, payload (still compressed if
+/// it was written so) and compression type; None past the chunk's last block. Shared by the
+/// native cursor and the BPF session, so both find the same damage with the same message.
+pub(crate) fn verified_block<'a>(
+    map: &SstMap,
+    planned: &PlannedChunk,
+    b: usize,
+    bytes: &'a [u8],
+) -> Result<Option<(BlockHandle, &'a [u8], u8)>> {
+    let Some((handle, offset_in_chunk)) = planned.block(map, b) else {
+        return Ok(None);
+    };
+    let file = &map.files[planned.plan.file];
+    let span = handle.size as usize + crate::block::BLOCK_TRAILER_SIZE;
+    let raw = bytes
+        .get(offset_in_chunk..offset_in_chunk + span)
+        .ok_or_else(|| Error::corruption("block outside its chunk"))?;
+    let (payload, compression) = verify_block(
+        raw,
+        file.checksum_type,
+        file.base_context_checksum,
+        handle.offset,
+    )
+    .map_err(|e| match e {
+        Error::Corruption(m) => Error::corruption(format!("{m} in {}", file.path.display())),
+        other => other,
+    })?;
+    Ok(Some((handle, payload, compression)))
+}
+
+/// Decompresses a verified block's payload (compression type `compression`, not none) into
+/// `out`, with the file's dictionary; errors name the block's offset and file.
+pub(crate) fn decompress_block(
+    decompressor: &mut Decompressor,
+    map: &SstMap,
+    planned: &PlannedChunk,
+    handle: BlockHandle,
+    compression: u8,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let file = &map.files[planned.plan.file];
+    let at_offset = |m: String| {
+        Error::corruption(format!(
+            "{m} at offset {} in {}",
+            handle.offset,
+            file.path.display()
+        ))
+    };
+    if !file.blocks_maybe_compressed {
+        // RocksDB reads the blocks of a file whose `compression_name` is NoCompression without
+        // decompressing them; a compressed block there means the metadata lies.
+        return Err(at_offset(format!(
+            "unexpected compressed block (type {compression})"
+        )));
+    }
+    decompressor
+        .decompress(
+            compression,
+            payload,
+            &file.compression_dict,
+            planned.plan.file as u64,
+            out,
+        )
+        .map_err(|e| match e {
+            Error::Corruption(m) => at_offset(m),
+            other => other,
+        })
+}
 
 /// Subcompaction bounds on user keys.
 #[derive(Clone, Debug, Default)]
@@ -172,57 +244,28 @@ impl RunCursor {
     /// Verifies and opens the next block of the current chunk; false when the chunk has no more.
     fn open_next_block(&mut self, map: &SstMap) -> Result<bool> {
         let planned: &PlannedChunk = &map.runs[self.run][self.chunk_index];
-        let Some((handle, offset_in_chunk)) = planned.block(map, self.next_block) else {
+        let chunk = self.chunk.as_ref().expect("open_next_block needs a chunk");
+        let bytes = chunk.bytes();
+        let Some((handle, payload, compression)) =
+            verified_block(map, planned, self.next_block, bytes)?
+        else {
             return Ok(false);
         };
-        let chunk = self.chunk.as_ref().expect("open_next_block needs a chunk");
-        let file = &map.files[planned.plan.file];
-        let span = handle.size as usize + crate::block::BLOCK_TRAILER_SIZE;
-        let raw = chunk
-            .bytes()
-            .get(offset_in_chunk..offset_in_chunk + span)
-            .ok_or_else(|| Error::corruption("block outside its chunk"))?;
-        let (payload, compression) = verify_block(
-            raw,
-            file.checksum_type,
-            file.base_context_checksum,
-            handle.offset,
-        )
-        .map_err(|e| match e {
-            Error::Corruption(m) => Error::corruption(format!("{m} in {}", file.path.display())),
-            other => other,
-        })?;
-        let start = offset_in_chunk;
+        let start = payload.as_ptr() as usize - bytes.as_ptr() as usize;
         self.payload = (start, start + payload.len());
         if compression == ctype::NONE {
             self.decompressed = false;
             self.block.reset(payload)?;
         } else {
-            if !file.blocks_maybe_compressed {
-                // RocksDB reads the blocks of a file whose `compression_name` is NoCompression
-                // without decompressing them; a compressed block there means the metadata lies.
-                return Err(Error::corruption(format!(
-                    "unexpected compressed block (type {compression}) at offset {} in {}",
-                    handle.offset,
-                    file.path.display()
-                )));
-            }
-            self.decompressor
-                .decompress(
-                    compression,
-                    payload,
-                    &file.compression_dict,
-                    planned.plan.file as u64,
-                    &mut self.scratch,
-                )
-                .map_err(|e| match e {
-                    Error::Corruption(m) => Error::corruption(format!(
-                        "{m} at offset {} in {}",
-                        handle.offset,
-                        file.path.display()
-                    )),
-                    other => other,
-                })?;
+            decompress_block(
+                &mut self.decompressor,
+                map,
+                planned,
+                handle,
+                compression,
+                payload,
+                &mut self.scratch,
+            )?;
             self.decompressed = true;
             self.blocks_decompressed += 1;
             self.block.reset(&self.scratch)?;

@@ -10,12 +10,10 @@
 use super::abi;
 use super::arena::Arena;
 use super::{BpfEngine, Selection};
-use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::parse_layout;
-use crate::block::BLOCK_TRAILER_SIZE;
 use crate::error::{Error, Result};
-use crate::merge::cursor::Bounds;
+use crate::merge::cursor::{decompress_block, verified_block, Bounds};
 use crate::reader::pool::class_of;
 use crate::reader::{Chunk, Reader};
 use crate::sst_map::SstMap;
@@ -228,8 +226,7 @@ impl BpfMerge {
         slot.staged.clear();
         let mut places = Vec::with_capacity(planned.num_blocks);
         for b in 0..planned.num_blocks {
-            let (handle, off) = planned
-                .block(map, b)
+            let (handle, payload, compression) = verified_block(map, planned, b, bytes)?
                 .ok_or_else(|| Error::corruption("planned block missing"))?;
             let at_offset = |m: String| {
                 Error::corruption(format!(
@@ -238,45 +235,21 @@ impl BpfMerge {
                     file.path.display()
                 ))
             };
-            let span = handle.size as usize + BLOCK_TRAILER_SIZE;
-            let raw = bytes
-                .get(off..off + span)
-                .ok_or_else(|| Error::corruption("block outside its chunk"))?;
-            let (payload, compression) = verify_block(
-                raw,
-                file.checksum_type,
-                file.base_context_checksum,
-                handle.offset,
-            )
-            .map_err(|e| match e {
-                Error::Corruption(m) => {
-                    Error::corruption(format!("{m} in {}", file.path.display()))
-                }
-                other => other,
-            })?;
             let (layout, at) = if compression == ctype::NONE {
                 (
                     payload_layout(payload, &at_offset)?,
                     At::Chunk(payload.as_ptr() as u64),
                 )
             } else {
-                if !file.blocks_maybe_compressed {
-                    return Err(at_offset(format!(
-                        "unexpected compressed block (type {compression})"
-                    )));
-                }
-                slot.decompressor
-                    .decompress(
-                        compression,
-                        payload,
-                        &file.compression_dict,
-                        planned.plan.file as u64,
-                        &mut slot.scratch,
-                    )
-                    .map_err(|e| match e {
-                        Error::Corruption(m) => at_offset(m),
-                        other => other,
-                    })?;
+                decompress_block(
+                    &mut slot.decompressor,
+                    map,
+                    planned,
+                    handle,
+                    compression,
+                    payload,
+                    &mut slot.scratch,
+                )?;
                 self.compressed_blocks += 1;
                 let layout = payload_layout(&slot.scratch, &at_offset)?;
                 let at = At::Staged(slot.staged.len());
