@@ -138,6 +138,39 @@ enum Engine {
     Bpf(BpfMerge),
 }
 
+/// What either merge has done so far.
+struct Counts {
+    blocks: usize,
+    compressed_blocks: usize,
+    entries: u64,
+}
+
+impl Engine {
+    fn counts(&self) -> Counts {
+        match self {
+            Engine::Native(n) => {
+                let (blocks, compressed_blocks) =
+                    n.merger.cursors().iter().fold((0, 0), |(b, c), cur| {
+                        (
+                            b + cur.blocks_decoded as usize,
+                            c + cur.blocks_decompressed as usize,
+                        )
+                    });
+                Counts {
+                    blocks,
+                    compressed_blocks,
+                    entries: n.entries,
+                }
+            }
+            Engine::Bpf(b) => Counts {
+                blocks: b.blocks as usize,
+                compressed_blocks: b.compressed_blocks as usize,
+                entries: b.entries(),
+            },
+        }
+    }
+}
+
 pub struct MergeSession {
     // Field order is drop order: the engine's chunks go back before the reader closes.
     engine: Engine,
@@ -244,33 +277,15 @@ impl MergeSession {
     pub fn summary(&self) -> Summary {
         let reader = self.reader.stats();
         let wait = Duration::from_nanos(reader.wait_ns);
+        let counts = self.engine.counts();
         Summary {
             backend: self.reader.backend_name(),
             fallback_reason: self.reader.fallback_reason().map(str::to_owned),
             runs: self.map.runs.len(),
             files: self.map.files.len(),
-            blocks: match &self.engine {
-                Engine::Native(n) => n
-                    .merger
-                    .cursors()
-                    .iter()
-                    .map(|c| c.blocks_decoded as usize)
-                    .sum(),
-                Engine::Bpf(b) => b.blocks as usize,
-            },
-            compressed_blocks: match &self.engine {
-                Engine::Native(n) => n
-                    .merger
-                    .cursors()
-                    .iter()
-                    .map(|c| c.blocks_decompressed as usize)
-                    .sum(),
-                Engine::Bpf(b) => b.compressed_blocks as usize,
-            },
-            entries: match &self.engine {
-                Engine::Native(n) => n.entries,
-                Engine::Bpf(b) => b.entries(),
-            },
+            blocks: counts.blocks,
+            compressed_blocks: counts.compressed_blocks,
+            entries: counts.entries,
             reader,
             wait,
             merge: self.busy.saturating_sub(wait),
