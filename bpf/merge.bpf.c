@@ -198,15 +198,20 @@ static __always_inline int corrupt(struct rm_session __arena *s, __u32 run, __u3
 }
 
 /*
- * Moves run `ri` to its next entry in bounds. Returns 0 with the run VALID, NEED_CHUNK or DONE,
- * or an RM_* code for user space (RM_NEED_KEY, RM_CORRUPT) with the run left where it can resume.
+ * Moves run `ri` to its next entry in bounds. Returns 0 with the run VALID or DONE, or an RM_*
+ * code for user space (RM_NEED_CHUNK, RM_NEED_KEY, RM_CORRUPT, RM_AGAIN; `s->run` names the run)
+ * with the run left where it can resume.
  */
 __noinline int run_advance(struct rm_session __arena *s __arg_arena, __u32 ri)
 {
 	struct rm_run __arena *r = RUN(s, ri);
 
-	if (r->state == RM_RUN_NEED_CHUNK || r->state == RM_RUN_DONE)
+	if (r->state == RM_RUN_DONE)
 		return 0;
+	if (r->state == RM_RUN_NEED_CHUNK) {
+		s->run = ri;
+		return RM_NEED_CHUNK;
+	}
 	while (can_loop) {
 		__u32 p, avail, n, shared, non_shared, value_len, key_len;
 		const __u8 __arena *e;
@@ -215,7 +220,8 @@ __noinline int run_advance(struct rm_session __arena *s __arg_arena, __u32 ri)
 		if (r->state == RM_RUN_LOAD) {
 			if (r->nblocks == 0) {
 				r->state = RM_RUN_NEED_CHUNK;
-				return 0;
+				s->run = ri;
+				return RM_NEED_CHUNK;
 			}
 			r->block_idx = 0;
 			r->base = ((struct rm_block __arena *)r->blocks)[0].addr;
@@ -229,7 +235,8 @@ __noinline int run_advance(struct rm_session __arena *s __arg_arena, __u32 ri)
 
 			if (r->block_idx + 1 >= r->nblocks) {
 				r->state = RM_RUN_NEED_CHUNK;
-				return 0;
+				s->run = ri;
+				return RM_NEED_CHUNK;
 			}
 			r->block_idx++;
 			blk = (struct rm_block __arena *)r->blocks + r->block_idx;
@@ -436,10 +443,6 @@ static __always_inline int resume(struct rm_session __arena *s, bool heap_mode)
 			rc = run_advance(s, i);
 			if (rc)
 				return rc;
-			if (RUN(s, i)->state == RM_RUN_NEED_CHUNK) {
-				s->run = i;
-				return RM_NEED_CHUNK;
-			}
 		}
 		if (heap_mode)
 			build_heap(s);
@@ -452,10 +455,6 @@ static __always_inline int resume(struct rm_session __arena *s, bool heap_mode)
 		rc = run_advance(s, i);
 		if (rc)
 			return rc;
-		if (RUN(s, i)->state == RM_RUN_NEED_CHUNK) {
-			s->run = i;
-			return RM_NEED_CHUNK;
-		}
 		if (heap_mode)
 			heap_fix_top(s);
 		s->pending = RM_NO_RUN;
@@ -492,11 +491,6 @@ static __always_inline int merge(struct rm_args *ctx, bool heap_mode)
 		rc = run_advance(s, m);
 		if (rc)
 			break;
-		if (RUN(s, m)->state == RM_RUN_NEED_CHUNK) {
-			s->run = m;
-			rc = RM_NEED_CHUNK;
-			break;
-		}
 		if (heap_mode)
 			heap_fix_top(s);
 		s->pending = RM_NO_RUN;
