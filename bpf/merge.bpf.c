@@ -330,8 +330,10 @@ __noinline int run_advance(struct rm_session __arena *s __arg_arena, __u32 ri)
 __noinline int emit(struct rm_session __arena *s __arg_arena, __u32 ri)
 {
 	struct rm_run __arena *r = RUN(s, ri);
-	__u32 __arena *idx;
-	__u64 need = (__u64)r->key_len + r->value_len;
+	struct rm_out_entry __arena *e;
+	bool copy = !r->zero_copy;
+	/* Output bytes this entry takes: its key, and its value only when copied. */
+	__u64 need = (__u64)r->key_len + (copy ? r->value_len : 0);
 	__u32 off = s->out_len;
 
 	if (s->index_len >= s->index_cap)
@@ -344,16 +346,29 @@ __noinline int emit(struct rm_session __arena *s __arg_arena, __u32 ri)
 		return RM_BATCH_FULL;
 	}
 	copy_bytes((__u8 __arena *)s->out_data + off, (const __u8 __arena *)r->key, r->key_len);
-	copy_bytes((__u8 __arena *)s->out_data + off + r->key_len,
-		   (const __u8 __arena *)r->value, r->value_len);
-	idx = (__u32 __arena *)s->out_index + 4 * (__u64)s->index_len;
-	idx[0] = off;
-	idx[1] = r->key_len;
-	idx[2] = off + r->key_len;
-	idx[3] = r->value_len;
+	e = (struct rm_out_entry __arena *)s->out_index + s->index_len;
+	e->key_offset = off;
+	e->key_len = r->key_len;
+	e->value_len = r->value_len;
+	if (copy) {
+		copy_bytes((__u8 __arena *)s->out_data + off + r->key_len,
+			   (const __u8 __arena *)r->value, r->value_len);
+		e->value_addr = s->out_data + off + r->key_len;
+		e->pinned = 0;
+	} else {
+		/* Rust keeps this run's chunk unchanged while a batch may point into it. */
+		e->value_addr = r->value;
+		e->pinned = 1;
+	}
 	s->out_len = off + (__u32)need;
+	{
+		__u64 b = (__u64)s->batch_bytes + r->key_len + r->value_len;
+
+		s->batch_bytes = b > 0xffffffffULL ? 0xffffffffU : (__u32)b;
+	}
 	s->index_len++;
 	s->emitted++;
+	r->chunk_emits++;
 	return 0;
 }
 
@@ -474,7 +489,7 @@ static __always_inline int merge(struct rm_args *ctx, bool heap_mode)
 	while (!rc && can_loop) {
 		__u32 m;
 
-		if (s->out_len >= s->out_target) {
+		if (s->batch_bytes >= s->out_target) {
 			rc = RM_BATCH_FULL;
 			break;
 		}

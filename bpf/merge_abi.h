@@ -10,6 +10,10 @@
  * Rust whenever it needs something only user space can do: the next chunk of a run (I/O), a
  * larger key buffer, a larger output buffer, or when the batch is full or the stream ends.
  * Everything is resumable: state is only committed once an entry is fully decoded/emitted.
+ *
+ * Values are not copied when Rust allows it (rm_run.zero_copy): the output entry then points at
+ * the value inside the input block, and Rust keeps that block's chunk unchanged until no batch
+ * that may reference it is readable any more (src/merge/bpf/session.rs, "Pinned values").
  */
 #ifndef RINGMERGE_MERGE_ABI_H
 #define RINGMERGE_MERGE_ABI_H
@@ -43,15 +47,27 @@ struct rm_run {
 	__u32 state;
 	__u64 packed;     /* current key's trailer: seq << 8 | type */
 	__u32 started;    /* an entry >= start was seen: stop comparing against start */
-	__u32 pad;
+	__u32 zero_copy;  /* set by Rust per chunk: emit values by address, do not copy them */
 	/* User-key bytes 0..8 and 8..16, big-endian, zero-padded: together they order most
 	 * pairs of keys (db_bench's 16-byte keys always) without a call. */
 	__u64 prefix;
 	__u64 prefix2;
+	__u32 chunk_emits; /* entries emitted from the current chunk (reset by Rust at load) */
+	__u32 pad;
+};
+
+/* One output entry. The key is at out_data + key_offset; the value at value_addr, which is
+ * inside out_data (copied) or inside an input block (pinned = 1). */
+struct rm_out_entry {
+	__u32 key_offset;
+	__u32 key_len;
+	__u32 value_len;
+	__u32 pinned;
+	__u64 value_addr;
 };
 
 /* Return codes (rm_session.result). */
-#define RM_BATCH_FULL 1   /* out_len reached out_target: take the batch */
+#define RM_BATCH_FULL 1   /* batch_bytes reached out_target: take the batch */
 #define RM_EOF 2          /* every run is done */
 #define RM_NEED_CHUNK 3   /* run `run` needs its next chunk */
 #define RM_NEED_KEY 4     /* run `run` needs a key buffer of at least `need` bytes */
@@ -79,12 +95,12 @@ struct rm_session {
 	__u64 end;
 	__u32 end_len;
 	__u32 has_end;
-	__u64 out_data;    /* output: internal key then value per entry, back to back */
+	__u64 out_data;    /* output: internal keys, and the values that are copied */
 	__u32 out_cap;
 	__u32 out_len;
-	__u32 out_target;  /* stop once out_len reaches this */
+	__u32 out_target;  /* stop once batch_bytes reaches this */
 	__u32 index_cap;   /* in entries */
-	__u64 out_index;   /* 4 x u32 per entry: key off, key len, value off, value len */
+	__u64 out_index;   /* struct rm_out_entry per entry */
 	__u32 index_len;   /* in entries */
 	__u32 initialized; /* every run positioned (and the heap built) */
 	__u32 pending;     /* run that returned RM_NEED_CHUNK / RM_NEED_KEY, or RM_NO_RUN */
@@ -93,6 +109,8 @@ struct rm_session {
 	__u32 detail;
 	__u64 need;
 	__u64 emitted;     /* entries emitted over the session */
+	__u32 batch_bytes; /* keys and values (copied or pinned) in this batch */
+	__u32 pad;
 };
 
 /* The test_run context: which session to advance. */

@@ -48,13 +48,15 @@ class RingmergeStream : public InternalIterator {
   void Prev() override { Unsupported("Prev"); }
   Slice key() const override {
     assert(valid_);
-    const uint32_t* e = index_ + 4 * pos_;
-    return Slice(data_ + e[0], e[1]);
+    const ringmerge::BatchEntry& e = entries_[pos_];
+    return Slice(data_ + e.key_offset, e.key_len);
   }
   Slice value() const override {
     assert(valid_);
-    const uint32_t* e = index_ + 4 * pos_;
-    return Slice(data_ + e[2], e[3]);
+    // In the batch, or pinned in an input block (BPF zero-copy): valid as long
+    // as the batch, see BatchEntry.
+    const ringmerge::BatchEntry& e = entries_[pos_];
+    return Slice(reinterpret_cast<const char*>(e.value_addr), e.value_len);
   }
   Status status() const override { return status_; }
 
@@ -70,7 +72,7 @@ class RingmergeStream : public InternalIterator {
   rust::Box<ringmerge::CompactionMerge> merge_;
   const InternalKeyComparator* icmp_;
   const char* data_ = nullptr;
-  const uint32_t* index_ = nullptr;
+  const ringmerge::BatchEntry* entries_ = nullptr;
   size_t count_ = 0;
   size_t pos_ = 0;
   bool started_ = false;
@@ -632,10 +634,10 @@ void RingmergeStream::FetchBatch() {
     return;
   }
   rust::Slice<const uint8_t> data = merge_->batch_data();
-  rust::Slice<const uint32_t> index = merge_->batch_index();
+  rust::Slice<const ringmerge::BatchEntry> entries = merge_->batch_entries();
   data_ = reinterpret_cast<const char*>(data.data());
-  index_ = index.data();
-  count_ = index.size() / 4;
+  entries_ = entries.data();
+  count_ = entries.size();
   valid_ = count_ > 0;
 }
 

@@ -255,6 +255,36 @@ def measure_disk(inp: Path, work: Path) -> dict:
     return res
 
 
+def measure_io_floor(inp: Path, work: Path, write_bytes: float, reps: int = 3) -> dict:
+    """The compaction's own I/O with no CPU at all: every input SST read (O_DIRECT, 1 MiB,
+    sequential) while as many bytes as stock wrote are written (O_DIRECT, 1 MiB, then fsync),
+    both at once, as an overlapped compaction would move them. No compaction of these bytes
+    can finish faster on this disk, whatever its CPU does. Median of `reps`."""
+    ssts = sorted(inp.glob("*.sst"))
+    if not ssts or write_bytes <= 0:
+        return {}
+    count = max(1, int(round(write_bytes / (1 << 20))))
+    tmpf = work / "io-floor-write-test"
+    reader = "for f in \"$@\"; do dd if=\"$f\" of=/dev/null bs=1M iflag=direct status=none || exit 1; done"
+    times = []
+    for _ in range(reps):
+        drop_caches()
+        t0 = time.monotonic()
+        r = subprocess.Popen(["bash", "-c", reader, "reader"] + [str(f) for f in ssts])
+        w = subprocess.Popen(["dd", "if=/dev/zero", f"of={tmpf}", "bs=1M", f"count={count}",
+                              "oflag=direct", "conv=fsync", "status=none"])
+        if r.wait() != 0 or w.wait() != 0:
+            tmpf.unlink(missing_ok=True)
+            return {}
+        times.append(time.monotonic() - t0)
+        tmpf.unlink(missing_ok=True)
+    times.sort()
+    return {"method": f"read all {len(ssts)} input SSTs while writing {count} MiB, both O_DIRECT "
+                      "1 MiB and concurrent (dd), no CPU work; median of "
+                      f"{reps}", "seconds": round(times[len(times) // 2], 3),
+            "all_seconds": [round(t, 3) for t in times]}
+
+
 # ----------------------------------------------------------------------------------------------
 # Parsing
 # ----------------------------------------------------------------------------------------------
@@ -749,6 +779,16 @@ def main() -> int:
     summary = summarize(runs, modes, variants)
     hdr, rows = table_rows(summary)
     bound = disk_bound(summary, disk)
+    floor: dict = {}
+    stock_rows = [s for s in summary if s["variant"] == "stock"]
+    if disk and stock_rows:
+        floor = measure_io_floor(inp, args.work, stock_rows[0]["write_bytes"]["median"])
+        if floor:
+            for s in stock_rows:
+                ratio = floor["seconds"] / s["wall_s"]["median"]
+                bound.append(f"I/O floor ({floor['method']}): {floor['seconds']:.2f} s "
+                             f"{floor['all_seconds']} = {ratio:.2f}x {s['mode']} stock's "
+                             f"compaction wall: no variant can go below that ratio here")
     print()
     print(text_table(hdr, rows))
     h2, r2 = kinds_table(summary)
@@ -775,7 +815,7 @@ def main() -> int:
                    "syscall_filter_comm": COMPACTION_COMM},
         "environment": {"uname": " ".join(os.uname()), "nproc": os.cpu_count(),
                         "git_head": git_head()},
-        "disk": disk, "disk_bound": bound,
+        "disk": disk, "disk_bound": bound, "io_floor": floor,
         "summary": summary, "runs": runs,
     }
     (args.out / "results.json").write_text(json.dumps(result, indent=2))

@@ -17,7 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 #[cxx::bridge(namespace = "ringmerge")]
-mod ffi {
+pub(crate) mod ffi {
     /// One input SST file as RocksDB's open `BlockBasedTable` describes it.
     struct InputFile {
         path: String,
@@ -86,6 +86,20 @@ mod ffi {
         warning: String,
     }
 
+    /// One merged entry of a batch. Its internal key is `batch_data()[key_offset..][..key_len]`;
+    /// its value is the `value_len` bytes at address `value_addr`: inside `batch_data()` when the
+    /// merge copied it, inside an input block when it is pinned (the BPF merge's zero-copy
+    /// values). Either way the bytes stay valid and unchanged until the next-but-one
+    /// `next_batch`, as the batch itself. Layout = `struct rm_out_entry` (bpf/merge_abi.h).
+    struct BatchEntry {
+        key_offset: u32,
+        key_len: u32,
+        value_len: u32,
+        /// 1 when the value points into an input block rather than into `batch_data()`.
+        pinned: u32,
+        value_addr: u64,
+    }
+
     /// One compaction's figures for the LOG line and the compaction_finished event.
     struct MergeSummary {
         backend: String,
@@ -148,10 +162,10 @@ mod ffi {
         fn status(self: &CompactionMerge) -> MergeStatus;
         /// Fills the next batch; false at the end of the stream or on error (see `status`).
         fn next_batch(self: &mut CompactionMerge) -> bool;
-        /// The current batch: each entry's internal key then value, back to back.
+        /// The current batch's key bytes (and the values that were copied).
         fn batch_data(self: &CompactionMerge) -> &[u8];
-        /// Four u32 per entry: key offset, key length, value offset, value length in batch_data.
-        fn batch_index(self: &CompactionMerge) -> &[u32];
+        /// The current batch's entries, in merged order (see `BatchEntry`).
+        fn batch_entries(self: &CompactionMerge) -> &[BatchEntry];
         /// Bytes read since the previous call (for RocksDB's IOSTATS on the calling thread).
         fn take_bytes_read(self: &mut CompactionMerge) -> u64;
         fn summary(self: &CompactionMerge) -> MergeSummary;
@@ -386,8 +400,8 @@ impl CompactionMerge {
         self.readable().map_or(&[], MergeSession::batch_data)
     }
 
-    fn batch_index(&self) -> &[u32] {
-        self.readable().map_or(&[], MergeSession::batch_index)
+    fn batch_entries(&self) -> &[ffi::BatchEntry] {
+        self.readable().map_or(&[], MergeSession::batch_entries)
     }
 
     fn take_bytes_read(&mut self) -> u64 {

@@ -44,43 +44,50 @@ pub struct CompactionSpec {
     pub merge: MergeChoice,
 }
 
-/// Entries of one batch: `data` holds each entry's internal key then its value; `index` holds
-/// four u32 per entry: key offset, key length, value offset, value length.
+pub use crate::bridge::ffi::BatchEntry;
+
+/// Entries of one native batch: `data` holds each entry's internal key then its value, and
+/// `entries` points into it (the native merge copies every value).
 #[derive(Default)]
 pub struct Batch {
     pub data: Vec<u8>,
-    pub index: Vec<u32>,
+    pub entries: Vec<BatchEntry>,
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.index.len() / 4
+        self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-    pub fn key(&self, i: usize) -> &[u8] {
-        let e = &self.index[i * 4..i * 4 + 4];
-        &self.data[e[0] as usize..(e[0] + e[1]) as usize]
-    }
-    pub fn value(&self, i: usize) -> &[u8] {
-        let e = &self.index[i * 4..i * 4 + 4];
-        &self.data[e[2] as usize..(e[2] + e[3]) as usize]
+        self.entries.is_empty()
     }
     fn clear(&mut self) {
         self.data.clear();
-        self.index.clear();
+        self.entries.clear();
     }
+    /// Appends an entry; its `value_addr` holds the value's offset in `data` until `seal`.
     fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let too_big = || Error::not_supported("entry larger than 4 GiB");
-        let key_off = u32::try_from(self.data.len()).map_err(|_| too_big())?;
+        let key_offset = u32::try_from(self.data.len()).map_err(|_| too_big())?;
         self.data.extend_from_slice(key);
-        let value_off = u32::try_from(self.data.len()).map_err(|_| too_big())?;
+        let value_offset = self.data.len() as u64;
         self.data.extend_from_slice(value);
         u32::try_from(self.data.len()).map_err(|_| too_big())?;
-        self.index
-            .extend_from_slice(&[key_off, key.len() as u32, value_off, value.len() as u32]);
+        self.entries.push(BatchEntry {
+            key_offset,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+            pinned: 0,
+            value_addr: value_offset,
+        });
         Ok(())
+    }
+    /// Turns the value offsets into addresses, once `data` stops growing.
+    fn seal(&mut self) {
+        let base = self.data.as_ptr() as u64;
+        for e in &mut self.entries {
+            e.value_addr += base;
+        }
     }
 }
 
@@ -129,6 +136,7 @@ impl NativeMerge {
             self.entries += 1;
             self.merger.next(map, reader, bounds)?;
         }
+        batch.seal();
         Ok(!batch.is_empty())
     }
 }
@@ -249,7 +257,7 @@ impl MergeSession {
         more
     }
 
-    /// The current batch: each entry's internal key then value, back to back.
+    /// The current batch's key bytes (and, for the native merge, its values).
     pub fn batch_data(&self) -> &[u8] {
         match &self.engine {
             Engine::Native(n) => &n.batches[n.current].data,
@@ -257,12 +265,29 @@ impl MergeSession {
         }
     }
 
-    /// Four u32 per entry: key offset, key length, value offset, value length in batch_data.
-    pub fn batch_index(&self) -> &[u32] {
+    /// The current batch's entries (see [`BatchEntry`]).
+    pub fn batch_entries(&self) -> &[BatchEntry] {
         match &self.engine {
-            Engine::Native(n) => &n.batches[n.current].index,
-            Engine::Bpf(b) => b.batch_index(),
+            Engine::Native(n) => &n.batches[n.current].entries,
+            Engine::Bpf(b) => b.batch_entries(),
         }
+    }
+
+    /// Entry `i` of the current batch as (internal key, value).
+    pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let e = &self.batch_entries()[i];
+        let key = &self.batch_data()[e.key_offset as usize..][..e.key_len as usize];
+        let value = if e.value_len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: every entry's value address was written by this session's merge and
+            // points at value_len bytes that stay allocated and unchanged while the batch is
+            // current: in the batch's own data (native; BPF copies) or in an input chunk the
+            // BPF session keeps pinned (session.rs, "Pinned values"). `&self` keeps next_batch
+            // from running meanwhile.
+            unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) }
+        };
+        (key, value)
     }
 
     /// Bytes read since the last call, for RocksDB's per-thread IOSTATS (`bytes_read`), which

@@ -500,6 +500,12 @@ impl Reader {
         }
     }
 
+    /// How many buffers `stream` has (its read depth): at most that many of its chunks can be
+    /// lent out at once, and one more needs one of them back.
+    pub fn depth_of(&self, stream: usize) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.nslots)
+    }
+
     /// Counters since the Reader was made.
     pub fn stats(&self) -> ReaderStats {
         self.stats.clone()

@@ -33,9 +33,11 @@ pub struct Run {
     pub state: u32,
     pub packed: u64,
     pub started: u32,
-    pub pad: u32,
+    pub zero_copy: u32,
     pub prefix: u64,
     pub prefix2: u64,
+    pub chunk_emits: u32,
+    pub pad: u32,
 }
 
 pub const BATCH_FULL: u32 = 1;
@@ -76,6 +78,8 @@ pub struct Session {
     pub detail: u32,
     pub need: u64,
     pub emitted: u64,
+    pub batch_bytes: u32,
+    pub pad: u32,
 }
 
 /// The `test_run` context.
@@ -98,6 +102,9 @@ pub fn corrupt_detail(code: u32) -> &'static str {
 }
 
 const _: () = assert!(std::mem::size_of::<Block>() == 16);
-const _: () = assert!(std::mem::size_of::<Run>() == 96);
-const _: () = assert!(std::mem::size_of::<Session>() == 128);
+const _: () = assert!(std::mem::size_of::<Run>() == 104);
+const _: () = assert!(std::mem::size_of::<Session>() == 136);
+// The program writes `struct rm_out_entry`, which C++ reads as the bridge's BatchEntry.
+const _: () = assert!(std::mem::size_of::<crate::compaction::BatchEntry>() == 24);
+const _: () = assert!(std::mem::align_of::<crate::compaction::BatchEntry>() == 8);
 const _: () = assert!(std::mem::size_of::<Args>() == 16);

@@ -6,12 +6,23 @@
 //! the program decodes the entries (prefix-compressed keys), clips them to the subcompaction's
 //! bounds, selects the smallest internal key and copies it to the output batch, which C++ reads
 //! straight from the arena.
+//!
+//! Pinned values: copying every value into the batch was the program's largest cost (a JITed
+//! BPF copy is several times slower than memcpy), so a value is emitted by address, pointing
+//! into its input block, whenever Rust can keep that block still long enough. A batch must stay
+//! readable while the next one is made (see compaction.rs), so a chunk that values were emitted
+//! from is not recycled when its run moves on: it is held until the start of the next-but-one
+//! batch. Held chunks keep their reader buffers, so a run may only pin a new chunk when its
+//! held ones, the new one and one more read still fit its read depth; otherwise that chunk's
+//! values are copied, as before. The reader can therefore always land the next chunk, and
+//! memory stays within the reader's budget.
 
 use super::abi;
 use super::arena::Arena;
 use super::{BpfEngine, Selection};
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::parse_layout;
+use crate::compaction::BatchEntry;
 use crate::error::{Error, Result};
 use crate::merge::cursor::{decompress_block, verified_block, Bounds};
 use crate::reader::pool::class_of;
@@ -23,7 +34,7 @@ use std::ptr::NonNull;
 const OUT_TARGET: usize = crate::compaction::BATCH_BYTES;
 /// Output capacity: the target plus room for the entry that crosses it.
 const OUT_CAP: usize = OUT_TARGET + (256 << 10);
-/// Entries per batch at most (16 bytes of index each).
+/// Entries per batch at most (a 24-byte `BatchEntry` each).
 const INDEX_CAP: usize = 64 << 10;
 /// First key buffer per run; grown when the program asks.
 const KEY_CAP: usize = 4096;
@@ -69,6 +80,16 @@ struct RunSlot {
     decompressor: Decompressor,
 }
 
+/// A chunk whose values a readable batch may still point at.
+struct Held {
+    run: usize,
+    chunk: Chunk,
+    /// The chunk's decompressed blocks, where its compressed blocks' values are.
+    decompressed: Option<ArenaBox>,
+    /// Released when `next_batch` starts this generation.
+    release_at: u64,
+}
+
 struct OutBuf {
     data: ArenaBox,
     index: ArenaBox,
@@ -87,6 +108,11 @@ pub struct BpfMerge {
     out: [OutBuf; 2],
     current: usize,
     done: bool,
+    /// Batches started so far (see "Pinned values").
+    generation: u64,
+    held: Vec<Held>,
+    /// Held chunks per run.
+    held_per_run: Vec<usize>,
     pub blocks: u64,
     pub compressed_blocks: u64,
     pub calls: u64,
@@ -142,6 +168,9 @@ impl BpfMerge {
             out,
             current: 0,
             done: false,
+            generation: 0,
+            held: Vec::new(),
+            held_per_run: vec![0; nruns],
             blocks: 0,
             compressed_blocks: 0,
             calls: 0,
@@ -193,8 +222,23 @@ impl BpfMerge {
 
     /// Hands run `i` its next chunk (verifying every block in it), or marks it done.
     fn load_chunk(&mut self, i: usize, map: &SstMap, reader: &mut Reader) -> Result<()> {
+        let (pinned, emits) = {
+            let r = self.run_mut(i);
+            (r.zero_copy != 0, r.chunk_emits)
+        };
         if let Some(old) = self.slots[i].chunk.take() {
-            reader.recycle(old);
+            if pinned && emits > 0 {
+                // The current batch, or the previous one, may point into it.
+                self.held.push(Held {
+                    run: i,
+                    chunk: old,
+                    decompressed: self.slots[i].decompressed.take(),
+                    release_at: self.generation + 2,
+                });
+                self.held_per_run[i] += 1;
+            } else {
+                reader.recycle(old);
+            }
         }
         let Some(chunk) = reader.next_chunk(i)? else {
             let r = self.run_mut(i);
@@ -298,11 +342,17 @@ impl BpfMerge {
         self.blocks += planned.num_blocks as u64;
         let nblocks = planned.num_blocks as u32;
         let blocks_addr = slot.blocks.addr();
+        let last = slot.received == map.runs[i].len();
         slot.chunk = Some(chunk);
+        // Pin this chunk's values only if holding it later still leaves the run a buffer for
+        // its next read (or it has no next read).
+        let zero_copy = last || self.held_per_run[i] + 2 <= reader.depth_of(i);
         let r = self.run_mut(i);
         r.blocks = blocks_addr;
         r.nblocks = nblocks;
         r.state = abi::RUN_LOAD;
+        r.zero_copy = zero_copy as u32;
+        r.chunk_emits = 0;
         Ok(())
     }
 
@@ -360,6 +410,8 @@ impl BpfMerge {
     /// Fills the next batch; false once the stream is exhausted. The previous batch stays
     /// readable until the call after this one.
     pub fn next_batch(&mut self, map: &SstMap, reader: &mut Reader) -> Result<bool> {
+        self.generation += 1;
+        self.release_held(reader);
         self.current ^= 1;
         let cur = self.current;
         self.out[cur].len = 0;
@@ -379,6 +431,7 @@ impl BpfMerge {
             s.out_index = index;
             s.out_len = 0;
             s.index_len = 0;
+            s.batch_bytes = 0;
         }
         let session_addr = self.session.addr();
         loop {
@@ -424,7 +477,24 @@ impl BpfMerge {
         Ok(count > 0)
     }
 
-    /// The current batch: internal keys and values back to back.
+    /// Gives back the held chunks no readable batch points into any more: those held before
+    /// the batch that is now being replaced was made.
+    fn release_held(&mut self, reader: &mut Reader) {
+        let generation = self.generation;
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].release_at <= generation {
+                let h = self.held.swap_remove(i);
+                self.held_per_run[h.run] -= 1;
+                reader.recycle(h.chunk);
+                drop(h.decompressed);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The current batch's keys and copied values.
     pub fn batch_data(&self) -> &[u8] {
         let o = &self.out[self.current];
         // SAFETY: the program wrote `len` bytes into this session's buffer (len <= its size,
@@ -433,12 +503,13 @@ impl BpfMerge {
         unsafe { std::slice::from_raw_parts(o.data.ptr.as_ptr(), o.len) }
     }
 
-    /// Four u32 per entry of the current batch: key offset, key length, value offset, length.
-    pub fn batch_index(&self) -> &[u32] {
+    /// The current batch's entries.
+    pub fn batch_entries(&self) -> &[BatchEntry] {
         let o = &self.out[self.current];
-        // SAFETY: as batch_data: `count` entries of 4 u32 each were written (count <=
-        // INDEX_CAP, which the index buffer holds), page-aligned for u32.
-        unsafe { std::slice::from_raw_parts(o.index.ptr.as_ptr().cast::<u32>(), 4 * o.count) }
+        // SAFETY: as batch_data: the program wrote `count` rm_out_entry structs (count <=
+        // INDEX_CAP, which the index buffer holds); BatchEntry has that layout (24 bytes,
+        // 8-aligned; asserted in abi.rs) and the buffer is page-aligned.
+        unsafe { std::slice::from_raw_parts(o.index.ptr.as_ptr().cast::<BatchEntry>(), o.count) }
     }
 
     pub fn selection(&self) -> Selection {
@@ -456,7 +527,7 @@ impl OutBuf {
     fn new(arena: &'static Arena) -> Result<OutBuf> {
         Ok(OutBuf {
             data: ArenaBox::new(arena, OUT_CAP)?,
-            index: ArenaBox::new(arena, INDEX_CAP * 16)?,
+            index: ArenaBox::new(arena, INDEX_CAP * std::mem::size_of::<BatchEntry>())?,
             len: 0,
             count: 0,
         })

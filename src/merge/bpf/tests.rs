@@ -107,22 +107,48 @@ fn make_runs(dir: &Path, k: usize, per_run: usize, max_value: usize, seed: u64) 
 
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice) -> (Entries, String) {
+/// What one merge produced.
+struct Drained {
+    entries: Entries,
+    engine: String,
+    /// Values emitted by address into an input block / copied into the batch.
+    pinned: usize,
+    copied: usize,
+}
+
+fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize) -> Drained {
     let spec = CompactionSpec {
         runs: runs.to_vec(),
         bounds: bounds.clone(),
         direct: false,
-        memory_budget: 8 << 20,
+        memory_budget: budget,
         backend: Backend::Auto,
         merge,
     };
     let mut s = MergeSession::open(spec).expect("open");
-    let mut out = Vec::new();
+    let mut out: Entries = Vec::new();
+    // The previous batch's values by address (and where they are in `out`), to check they
+    // survive the making of the next batch: the contract C++ relies on, pinned values included.
+    let mut previous: Vec<(u64, usize, usize)> = Vec::new();
+    let (mut pinned, mut copied) = (0usize, 0usize);
     while s.next_batch().expect("batch") {
-        let (data, index) = (s.batch_data(), s.batch_index());
-        for e in index.chunks_exact(4) {
-            let k = &data[e[0] as usize..(e[0] + e[1]) as usize];
-            let v = &data[e[2] as usize..(e[2] + e[3]) as usize];
+        for &(addr, len, at) in &previous {
+            // SAFETY: the batch before the current one stays readable until the next
+            // next_batch (BatchEntry's contract, which this checks); len > 0 (see below).
+            let now = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+            assert_eq!(now, &out[at].1[..], "a previous batch's value changed");
+        }
+        previous.clear();
+        for i in 0..s.batch_entries().len() {
+            let (k, v) = s.batch_entry(i);
+            if s.batch_entries()[i].pinned != 0 {
+                pinned += 1;
+            } else {
+                copied += 1;
+            }
+            if !v.is_empty() {
+                previous.push((v.as_ptr() as u64, v.len(), out.len()));
+            }
             out.push((k.to_vec(), v.to_vec()));
         }
     }
@@ -133,10 +159,28 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice) -> (Entries, S
         summary.bpf_unavailable
     );
     assert_eq!(summary.entries as usize, out.len());
-    (out, summary.merge_engine.to_owned())
+    Drained {
+        entries: out,
+        engine: summary.merge_engine.to_owned(),
+        pinned,
+        copied,
+    }
 }
 
-fn check(k: usize, per_run: usize, max_value: usize, bounds: Bounds, seed: u64) {
+/// Merges the runs natively and with both BPF selections and compares every entry; returns
+/// the BPF merges' (pinned, copied) value counts.
+fn check(k: usize, per_run: usize, max_value: usize, bounds: Bounds, seed: u64) -> (usize, usize) {
+    check_with_budget(k, per_run, max_value, bounds, seed, 8 << 20)
+}
+
+fn check_with_budget(
+    k: usize,
+    per_run: usize,
+    max_value: usize,
+    bounds: Bounds,
+    seed: u64,
+    budget: usize,
+) -> (usize, usize) {
     if let Err(e) = engine() {
         panic!(
             "the BPF merge program must load here (root, Linux >= 6.9): {e}\n{}",
@@ -145,16 +189,23 @@ fn check(k: usize, per_run: usize, max_value: usize, bounds: Bounds, seed: u64) 
     }
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let runs = make_runs(dir.path(), k, per_run, max_value, seed);
-    let (native, _) = drain(&runs, &bounds, MergeChoice::Native);
-    assert!(!native.is_empty());
+    let native = drain(&runs, &bounds, MergeChoice::Native, budget);
+    assert!(!native.entries.is_empty());
+    assert_eq!(native.pinned, 0, "the native merge copies every value");
+    let (mut pinned, mut copied) = (0, 0);
     for sel in [Selection::Linear, Selection::Heap] {
-        let (bpf, engine_name) = drain(&runs, &bounds, MergeChoice::Bpf(Some(sel)));
-        assert!(engine_name.starts_with("bpf"), "{engine_name}");
-        assert_eq!(bpf.len(), native.len(), "{sel:?} k={k}");
-        for (i, (a, b)) in bpf.iter().zip(&native).enumerate() {
+        let bpf = drain(&runs, &bounds, MergeChoice::Bpf(Some(sel)), budget);
+        assert!(bpf.engine.starts_with("bpf"), "{}", bpf.engine);
+        assert_eq!(bpf.entries.len(), native.entries.len(), "{sel:?} k={k}");
+        for (i, (a, b)) in bpf.entries.iter().zip(&native.entries).enumerate() {
             assert!(a == b, "{sel:?} k={k}: entry {i} differs");
         }
+        // Values are pinned unless a run cannot hold another chunk.
+        assert!(bpf.pinned > 0, "{sel:?} k={k}: no value was pinned");
+        pinned += bpf.pinned;
+        copied += bpf.copied;
     }
+    (pinned, copied)
 }
 
 #[test]
@@ -189,8 +240,21 @@ fn clipped_to_bounds() {
 
 #[test]
 fn large_values_and_batches() {
-    // Values up to 300 KiB: entries larger than the output's headroom force a bigger buffer.
-    check(2, 40, 300 << 10, Bounds::default(), 7);
+    // Values up to 300 KiB: a run's chunk is used up within a batch or two, so runs hold
+    // chunks and must copy some values, and a copied value larger than the output's headroom
+    // forces a bigger buffer.
+    let (pinned, copied) = check(2, 40, 300 << 10, Bounds::default(), 7);
+    assert!(pinned > 0 && copied > 0, "pinned {pinned}, copied {copied}");
+}
+
+#[test]
+fn pinned_values_outlive_the_next_batch() {
+    // Small chunks (a 1 MiB budget over 4 runs): runs move through many chunks per batch, so
+    // held chunks are released and their buffers refilled all the time. `drain` checks that
+    // the previous batch's values are unchanged after each batch, which fails if a chunk is
+    // given back one batch too early.
+    let (pinned, copied) = check_with_budget(4, 3000, 2000, Bounds::default(), 8, 1 << 20);
+    assert!(pinned > 0 && copied > 0, "pinned {pinned}, copied {copied}");
 }
 
 #[test]
@@ -276,7 +340,11 @@ fn merge_throughput_by_inputs() {
                 let mut s = MergeSession::open(spec).unwrap();
                 let mut bytes = 0;
                 while s.next_batch().unwrap() {
-                    bytes += s.batch_data().len();
+                    bytes += s
+                        .batch_entries()
+                        .iter()
+                        .map(|e| (e.key_len + e.value_len) as usize)
+                        .sum::<usize>();
                 }
                 let wall = t0.elapsed().as_secs_f64();
                 let merge = s.summary().merge.as_secs_f64();
