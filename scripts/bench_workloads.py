@@ -27,6 +27,22 @@ and mode from the same invocation):
                          the statistics histogram rocksdb.db.write.micros, flagged "stats"), plus
                          the same compaction/stall/LOG figures as above.
 
+Coverage cases (--suites coverage; what an operator's DB looks like beyond the paper's setup):
+
+  lz4                    fill-mbc1 with --compression_type=lz4 (every SST compressed).
+  myrocks                fill-mbc1 with a MyRocks-like column family from an OPTIONS file
+                         (db_bench has no bottommost flag): LZ4 above, ZSTD at the bottommost
+                         level, level_compaction_dynamic_level_bytes, 16 KiB blocks; the rest as
+                         the paper's flags. One file per I/O mode (the file's DBOptions replace
+                         db_bench's direct-I/O flags), written to WORK.
+  snapshots              one manual compaction with snapshots held at several points:
+                         `ringmerge_driver bench` (built next to db_bench) writes 16 L0 files of
+                         62,500 x 1 KiB values over a 1M-key universe (5% deletes), holding a
+                         snapshot after every 4th file, drops the page cache and compacts
+                         everything into L1 while the snapshots are held, so RocksDB's
+                         CompactionIterator keeps the versions they see. Figures from the LOG's
+                         compaction events (no ops/s: nothing runs in the foreground).
+
 Variants: stock -> RINGMERGE_MODE=off, any other name X -> RINGMERGE_MODE=X (native, later bpf).
 I/O modes: buffered, direct (--use_direct_reads=1 --use_direct_io_for_flush_and_compaction=1).
 
@@ -104,8 +120,61 @@ def die(msg: str) -> None:
 # Cases
 # ----------------------------------------------------------------------------------------------
 
+MYROCKS_OPTIONS = """# MyRocks-like column family for bench_workloads.py's "myrocks" case.
+[Version]
+  rocksdb_version=10.1.3
+  options_file_version=1.1
+
+[DBOptions]
+  create_if_missing=true
+  max_background_flushes=1
+  max_background_compactions=1
+  max_subcompactions=1
+  compaction_readahead_size=2097152
+  use_direct_reads={direct}
+  use_direct_io_for_flush_and_compaction={direct}
+
+[CFOptions "default"]
+  write_buffer_size={write_buffer_size}
+  max_write_buffer_number=2
+  min_write_buffer_number_to_merge=1
+  compression=kLZ4Compression
+  bottommost_compression=kZSTD
+  level_compaction_dynamic_level_bytes=true
+
+[TableOptions/BlockBasedTable "default"]
+  block_size=16384
+"""
+
+# `ringmerge_driver bench` scenario of the "snapshots" case (~1 GB, like the manual compaction).
+SNAPSHOT_SCENARIO = ["--l0-files", "16", "--keys-per-file", "62500", "--universe-factor", "16",
+                     "--value-min", "1024", "--value-max", "1024", "--base-levels", "0",
+                     "--delete-pct", "5", "--snapshots", "4",
+                     "--target-file-size", str(64 << 20)]
+
+
+def myrocks_options_file(args, mode: str) -> Path:
+    path = args.work / f"myrocks-{mode}.ini"
+    # The file replaces db_bench's option flags, so it carries --write-buffer-size (--quick) too.
+    path.write_text(MYROCKS_OPTIONS.format(direct="true" if mode == "direct" else "false",
+                                           write_buffer_size=args.write_buffer_size or 64 << 20))
+    return path
+
+
 def make_cases(args) -> list[dict]:
     cases = []
+    fill1 = [f"--benchmarks={FILL_BENCH}", "--use_existing_db=0", f"--num={args.num}",
+             "--max_background_compactions=1"]
+    if "coverage" in args.suites:
+        cases.append({"name": "lz4", "kind": "fill", "bench": "fillrandom",
+                      "title": "fillrandom, LZ4 on every level",
+                      "flags": fill1 + ["--compression_type=lz4"]})
+        cases.append({"name": "myrocks", "kind": "fill", "bench": "fillrandom",
+                      "title": "fillrandom, MyRocks-like (LZ4, ZSTD bottommost; OPTIONS file)",
+                      "flags": fill1, "options_file": True})
+        cases.append({"name": "snapshots", "kind": "driver", "bench": None,
+                      "title": "manual compaction holding 4 snapshots (ringmerge_driver bench)",
+                      "flags": SNAPSHOT_SCENARIO})
     if "fill" in args.suites:
         for k in args.mbc:
             cases.append({"name": f"fill-mbc{k}", "kind": "fill", "bench": "fillrandom",
@@ -304,10 +373,73 @@ def build_rw_load(args) -> Path:
     return inp
 
 
+def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path, what: str) -> dict:
+    """The "snapshots" case: `ringmerge_driver bench`, figures from the DB's LOG."""
+    db = args.work / "db"
+    shutil.rmtree(db, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(args.driver), "bench", "--db", str(db)] + case["flags"]
+    if mode == "direct":
+        cmd.append("--direct")
+    if args.drop_caches:
+        cmd.append("--drop-caches")
+    env_mode = bc.variant_env(variant)
+    time_out = run_dir / "time-v.txt"
+    (run_dir / "command.txt").write_text(f"RINGMERGE_MODE={env_mode} {' '.join(cmd)}\n")
+    t0 = time.monotonic()
+    p = subprocess.run([bc.TIME_BIN, "-v", "-o", str(time_out)] + cmd, capture_output=True,
+                       text=True, env=dict(os.environ, RINGMERGE_MODE=env_mode))
+    (run_dir / "driver.out").write_text(p.stdout)
+    (run_dir / "driver.err").write_text(p.stderr)
+    if p.returncode != 0 or "compact status: OK" not in p.stdout:
+        raise BenchError(f"{what}: ringmerge_driver bench failed (exit {p.returncode}): "
+                         f"{p.stderr[-2000:]}{p.stdout[-1000:]} (artifacts: {run_dir})")
+    tv = bc.parse_time_v(time_out.read_text())
+    log_text = (db / "LOG").read_text(errors="replace")
+    shutil.copy(db / "LOG", run_dir / "LOG")
+    lg = bc.parse_log(log_text)
+    (run_dir / "ringmerge.log").write_text("\n".join(lg["ringmerge_lines"]) + "\n")
+    events = lg["compaction_finished"]
+    if not events:
+        raise BenchError(f"{what}: no compaction_finished event in the LOG ({run_dir})")
+    read_b = 0
+    for line in log_text.splitlines():
+        i = line.find("EVENT_LOG_v1 ")
+        if i >= 0 and '"compaction_started"' in line:
+            read_b += json.loads(line[i + len("EVENT_LOG_v1 "):]).get("input_data_size", 0)
+    wall_us = sum(e["compaction_time_micros"] for e in events)
+    cpu_us = sum(e["compaction_time_cpu_micros"] for e in events)
+    shutil.rmtree(db, ignore_errors=True)
+    return {
+        "ops_per_s": None, "bench_seconds": None, "operations": None, "result_tail": "",
+        "write_lat": None, "read_lat": None, "p99_write_us": None, "p99_read_us": None,
+        "compactions": len(events), "compaction_wall_s": wall_us / 1e6,
+        "compaction_cpu_s": cpu_us / 1e6, "compact_read_bytes": read_b,
+        "compact_write_bytes": sum(e["total_output_size"] or 0 for e in events),
+        "compaction_us_per_mb": wall_us / (read_b / 1e6) if read_b else None,
+        "stall_s": None, "keys_written": None, "keys_read": None, "flush_write_bytes": None,
+        "log_compactions": len(events),
+        "ringmerge_accelerated": sum("ringmerge: accelerated" in l and "status=OK" in l
+                                     for l in lg["ringmerge_lines"]),
+        "ringmerge_aborted": 0,
+        "ringmerge_fallback": lg["ringmerge_fallback"],
+        "case": case["name"], "kind": case["kind"], "mode": mode, "variant": variant,
+        "ringmerge_mode_env": env_mode, "peak_rss_mb": tv["max_rss_kb"] / 1024,
+        "process_s": round(time.monotonic() - t0, 2), "user_s": tv["user_s"],
+        "sys_s": tv["sys_s"], "artifacts": str(run_dir),
+    }
+
+
 def one_run(args, case: dict, mode: str, variant: str, rep: int, run_dir: Path,
             rw_load: Path | None) -> dict:
     db = args.work / "db"
     what = f"{case['name']}/{mode}/{variant}/rep{rep}"
+    if case["kind"] == "driver":
+        res = run_driver(args, case, mode, variant, run_dir, what)
+        res["rep"] = rep
+        if variant == "stock" and res["ringmerge_accelerated"]:
+            raise BenchError(f"{what}: stock run logged accelerated compactions")
+        return res
     if case["kind"] == "fill":
         shutil.rmtree(db, ignore_errors=True)
         db.mkdir(parents=True)
@@ -316,6 +448,8 @@ def one_run(args, case: dict, mode: str, variant: str, rep: int, run_dir: Path,
     if args.drop_caches:
         bc.drop_caches()
     cmd = base_cmd(args) + [f"--db={db}"] + case["flags"] + IO_MODES[mode] + args.extra
+    if case.get("options_file"):
+        cmd.append(f"--options_file={myrocks_options_file(args, mode)}")
     t0 = time.monotonic()
     out, tv = run_db_bench(args, cmd, bc.variant_env(variant), run_dir, what)
     res = collect(out, db, case, what, run_dir)
@@ -445,7 +579,10 @@ def main() -> int:
     ap.add_argument("--variants", default="stock,native",
                     help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X")
     ap.add_argument("--suites", default="fill,rw",
-                    help="comma list of: fill (fillrandom cases), rw (read/write workloads)")
+                    help="comma list of: fill (fillrandom cases), rw (read/write workloads), "
+                         "coverage (lz4, myrocks, snapshots)")
+    ap.add_argument("--driver", type=Path, default=None,
+                    help="ringmerge_driver for the snapshots case (default: next to db_bench)")
     ap.add_argument("--mbc", type=parse_int_list, default=[1, 2],
                     help="max_background_compactions values for the fill cases (default 1,2)")
     ap.add_argument("--rw-percents", type=parse_int_list, default=[10, 50, 90],
@@ -475,6 +612,7 @@ def main() -> int:
     args.out = args.out.resolve()
     args.work = (args.work or args.out / "work-workloads").resolve()
     args.db_bench = args.db_bench.resolve()
+    args.driver = (args.driver or args.db_bench.parent / "ringmerge_driver").resolve()
     args.suites = [s for s in args.suites.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
     variants = [v for v in args.variants.split(",") if v]
@@ -482,8 +620,8 @@ def main() -> int:
         if m not in IO_MODES:
             die(f"unknown I/O mode {m!r} (known: {', '.join(IO_MODES)})")
     for s in args.suites:
-        if s not in ("fill", "rw"):
-            die(f"unknown suite {s!r} (known: fill, rw)")
+        if s not in ("fill", "rw", "coverage"):
+            die(f"unknown suite {s!r} (known: fill, rw, coverage)")
     if not variants or not modes or not args.suites or args.reps < 1 or args.num < 1:
         die("need at least one variant, mode and suite, --reps >= 1 and --num >= 1")
     if any(p < 0 or p > 100 for p in args.rw_percents):
@@ -496,6 +634,8 @@ def main() -> int:
         die("must run as root to drop the page cache (or pass --no-drop-caches)")
     if not (args.db_bench.is_file() and os.access(args.db_bench, os.X_OK)):
         die(f"db_bench not found or not executable: {args.db_bench}")
+    if "coverage" in args.suites and not os.access(args.driver, os.X_OK):
+        die(f"ringmerge_driver not found or not executable: {args.driver} (--driver)")
     if not os.access(bc.TIME_BIN, os.X_OK):
         die(f"{bc.TIME_BIN} missing (apt-get install time)")
 
@@ -535,8 +675,9 @@ def main() -> int:
             per_mb = (f"{r['compaction_us_per_mb']:.0f} us/MB" if r["compaction_us_per_mb"]
                       else "n/a")
             log(f"  {r['ops_per_s']} ops/s  {lat}  {r['compactions']} compaction(s) "
-                f"{r['compaction_wall_s']:.2f} s ({per_mb})  stall {r['stall_s']:.2f} s  "
-                f"ringmerge accel/fallback {r['ringmerge_accelerated']}/{r['ringmerge_fallback']}"
+                f"{r['compaction_wall_s']:.2f} s ({per_mb})  stall "
+                + (f"{r['stall_s']:.2f} s  " if r["stall_s"] is not None else "n/a  ")
+                + f"ringmerge accel/fallback {r['ringmerge_accelerated']}/{r['ringmerge_fallback']}"
                 + (f" (+{r['ringmerge_aborted']} cut by shutdown)" if r["ringmerge_aborted"] else ""))
             if variant != "stock" and r["compactions"] and not r["ringmerge_accelerated"]:
                 log(f"  WARNING: {variant}: {r['compactions']} compactions, none logged as "
@@ -588,8 +729,14 @@ def main() -> int:
           "; stall = ticker `rocksdb.stall.micros`; accel/fallback = `ringmerge:` LOG lines "
           "(per subcompaction, status=OK) over all runs, of the total compactions counted by "
           "statistics; subcompactions cut short by the DB closing at the end of a run are listed "
-          "apart.", "",
-          bc.md_table(hdr, rows), ""]
+          "apart.", ""]
+    if "coverage" in args.suites:
+        md += ["Coverage cases: `lz4` = the fill case with `--compression_type=lz4`; `myrocks` = "
+               "the fill case with a MyRocks-like OPTIONS file (LZ4, ZSTD bottommost, dynamic "
+               "level bytes, 16 KiB blocks; written to WORK per I/O mode); `snapshots` = "
+               f"`ringmerge_driver bench {' '.join(SNAPSHOT_SCENARIO)}` (one manual compaction "
+               "of ~1 GB holding 4 snapshots; figures from the LOG's compaction events).", ""]
+    md += [bc.md_table(hdr, rows), ""]
     for svg in ("workloads.svg",):
         md += [f"![{svg}]({svg})", ""]
     md += [f"Raw runs: `workloads.json`; per-run artifacts (stdout, LOG, ringmerge lines, "

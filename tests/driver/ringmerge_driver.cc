@@ -10,6 +10,12 @@
 //                                      cuts DIR/NAME to LEN bytes after the DB
 //                                      opened it (its table reader is open)
 //   ringmerge_driver verify  --db DIR --expect FILE     reads back every key
+//   ringmerge_driver bench   --db DIR [--drop-caches] [scenario flags]
+//                                      build (holding its snapshots), drop the
+//                                      page cache, CompactRange, print the job
+//                                      lines: a timed compaction (the LOG's
+//                                      compaction_finished events) with
+//                                      snapshots held, for the benchmarks
 //
 // --fs picks the DB's file system (every command of one DB must use the same):
 //   default      FileSystem::Default() (the POSIX file system)
@@ -89,6 +95,7 @@ struct Flags {
   bool compressible = false;
   std::string fs = "default";
   std::string truncate;  // NAME@LEN, compact only
+  bool drop_caches = false;  // bench only: sync and drop the page cache first
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -140,6 +147,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--compressible") f.compressible = true;
     else if (a == "--fs") f.fs = next();
     else if (a == "--truncate") f.truncate = next();
+    else if (a == "--drop-caches") f.drop_caches = true;
     else Die("unknown flag " + a);
   }
   if (f.db.empty()) Die("--db is required");
@@ -616,7 +624,7 @@ int main(int argc, char** argv) {
   Flags f = ParseFlags(argc, argv);
   auto rec = std::make_shared<JobRecorder>();
   Options o = MakeOptions(f, rec);
-  if (f.cmd == "run" || f.cmd == "build") {
+  if (f.cmd == "run" || f.cmd == "build" || f.cmd == "bench") {
     Check(DestroyDB(f.db, o), "DestroyDB");
   } else {
     o.create_if_missing = false;
@@ -634,6 +642,22 @@ int main(int argc, char** argv) {
       Dump(f, db.get(), rec->Lines());
     }
     for (auto* s : snaps) db->ReleaseSnapshot(s);
+  } else if (f.cmd == "bench") {
+    std::map<std::string, std::string> model;
+    std::vector<const Snapshot*> snaps = Build(f, db.get(), &model);
+    if (f.drop_caches) {
+      // The inputs come from disk, as in a DB that has been running a while.
+      sync();
+      FILE* dc = fopen("/proc/sys/vm/drop_caches", "w");
+      if (!dc || fputs("3", dc) < 0 || fclose(dc) != 0) {
+        Die(std::string("cannot drop the page cache (root needed): ") + strerror(errno));
+      }
+    }
+    Status s = CompactAll(f, db.get());
+    printf("compact status: %s snapshots_held=%zu\n", s.ToString().c_str(), snaps.size());
+    for (const auto& j : rec->Lines()) printf("%s\n", j.c_str());
+    for (auto* sn : snaps) db->ReleaseSnapshot(sn);
+    if (!s.ok()) return 1;
   } else if (f.cmd == "compact") {
     if (!f.truncate.empty()) {
       // A file cut short under a running DB (a failing disk, an operator's
