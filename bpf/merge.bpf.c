@@ -454,11 +454,16 @@ static __always_inline int resume(struct rm_session __arena *s, bool heap_mode)
 	int rc;
 
 	if (!s->initialized) {
-		for (i = 0; i < s->nruns && can_loop; i++) {
+		/* Resumes at the run that went back to user space: the runs before it hold their
+		 * first entry already, and advancing them again would skip it. */
+		for (i = s->init_next; i < s->nruns && can_loop; i++) {
 			rc = run_advance(s, i);
 			if (rc)
 				return rc;
+			s->init_next = i + 1;
 		}
+		if (s->init_next < s->nruns)
+			return RM_AGAIN;
 		if (heap_mode)
 			build_heap(s);
 		s->initialized = 1;

@@ -110,7 +110,7 @@ struct rm_session {
 	__u64 need;
 	__u64 emitted;     /* entries emitted over the session */
 	__u32 batch_bytes; /* keys and values (copied or pinned) in this batch */
-	__u32 pad;
+	__u32 init_next;   /* runs [0, init_next) are positioned on their first entry */
 };
 
 /* The test_run context: which session to advance. */

@@ -79,7 +79,7 @@ pub struct Session {
     pub need: u64,
     pub emitted: u64,
     pub batch_bytes: u32,
-    pub pad: u32,
+    pub init_next: u32,
 }
 
 /// The `test_run` context.
