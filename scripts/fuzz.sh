@@ -34,7 +34,7 @@ case $runs in
   *[!0-9]*) echo "FUZZ_RUNS must be a number" >&2; exit 2 ;;
 esac
 if [[ -n $runs ]]; then
-  limit=(-runs="$runs" -timeout=1800)
+  limit=(-runs="$runs" -timeout=1800 -report_slow_units=1800)
   what="$runs executions"
 else
   limit=(-max_total_time="$secs" -timeout=10)
