@@ -318,9 +318,15 @@ def collect(out: str, db: Path, case: dict, what: str, run_dir: Path) -> dict:
         "stall_s": stall_us / 1e6,
         "keys_written": keys_written, "keys_read": keys_read, "flush_write_bytes": flush_b,
         "log_compactions": len(lg["compaction_finished"]),
-        # Subcompactions ringmerge finished with status=OK; ones cut short by DB shutdown (a
-        # compaction still running when db_bench closes the DB, which statistics never count)
-        # are reported separately.
+        **ringmerge_outcomes(lg),
+    }
+
+
+def ringmerge_outcomes(lg: dict) -> dict:
+    """Subcompactions ringmerge finished with status=OK; ones cut short by DB shutdown (a
+    compaction still running when db_bench closes the DB, which statistics never count) are
+    reported separately."""
+    return {
         "ringmerge_accelerated": sum("ringmerge: accelerated" in l and "status=OK" in l
                                      for l in lg["ringmerge_lines"]),
         "ringmerge_aborted": sum("ringmerge: accelerated" in l and "status=OK" not in l
@@ -373,8 +379,10 @@ def build_rw_load(args) -> Path:
     return inp
 
 
-def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path, what: str) -> dict:
-    """The "snapshots" case: `ringmerge_driver bench`, figures from the DB's LOG."""
+def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path,
+               what: str) -> tuple[dict, dict]:
+    """The "snapshots" case: `ringmerge_driver bench`; returns (figures from the DB's LOG,
+    time -v figures)."""
     db = args.work / "db"
     shutil.rmtree(db, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -386,7 +394,6 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path, what: s
     env_mode = bc.variant_env(variant)
     time_out = run_dir / "time-v.txt"
     (run_dir / "command.txt").write_text(f"RINGMERGE_MODE={env_mode} {' '.join(cmd)}\n")
-    t0 = time.monotonic()
     p = subprocess.run([bc.TIME_BIN, "-v", "-o", str(time_out)] + cmd, capture_output=True,
                        text=True, env=dict(os.environ, RINGMERGE_MODE=env_mode))
     (run_dir / "driver.out").write_text(p.stdout)
@@ -409,7 +416,6 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path, what: s
             read_b += json.loads(line[i + len("EVENT_LOG_v1 "):]).get("input_data_size", 0)
     wall_us = sum(e["compaction_time_micros"] for e in events)
     cpu_us = sum(e["compaction_time_cpu_micros"] for e in events)
-    shutil.rmtree(db, ignore_errors=True)
     return {
         "ops_per_s": None, "bench_seconds": None, "operations": None, "result_tail": "",
         "write_lat": None, "read_lat": None, "p99_write_us": None, "p99_read_us": None,
@@ -419,40 +425,31 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path, what: s
         "compaction_us_per_mb": wall_us / (read_b / 1e6) if read_b else None,
         "stall_s": None, "keys_written": None, "keys_read": None, "flush_write_bytes": None,
         "log_compactions": len(events),
-        "ringmerge_accelerated": sum("ringmerge: accelerated" in l and "status=OK" in l
-                                     for l in lg["ringmerge_lines"]),
-        "ringmerge_aborted": 0,
-        "ringmerge_fallback": lg["ringmerge_fallback"],
-        "case": case["name"], "kind": case["kind"], "mode": mode, "variant": variant,
-        "ringmerge_mode_env": env_mode, "peak_rss_mb": tv["max_rss_kb"] / 1024,
-        "process_s": round(time.monotonic() - t0, 2), "user_s": tv["user_s"],
-        "sys_s": tv["sys_s"], "artifacts": str(run_dir),
-    }
+        **ringmerge_outcomes(lg),
+    }, tv
 
 
 def one_run(args, case: dict, mode: str, variant: str, rep: int, run_dir: Path,
             rw_load: Path | None) -> dict:
     db = args.work / "db"
     what = f"{case['name']}/{mode}/{variant}/rep{rep}"
-    if case["kind"] == "driver":
-        res = run_driver(args, case, mode, variant, run_dir, what)
-        res["rep"] = rep
-        if variant == "stock" and res["ringmerge_accelerated"]:
-            raise BenchError(f"{what}: stock run logged accelerated compactions")
-        return res
-    if case["kind"] == "fill":
-        shutil.rmtree(db, ignore_errors=True)
-        db.mkdir(parents=True)
-    else:
-        bc.copy_db(rw_load, db)  # fresh copy, LOG removed
-    if args.drop_caches:
-        bc.drop_caches()
-    cmd = base_cmd(args) + [f"--db={db}"] + case["flags"] + IO_MODES[mode] + args.extra
-    if case.get("options_file"):
-        cmd.append(f"--options_file={myrocks_options_file(args, mode)}")
     t0 = time.monotonic()
-    out, tv = run_db_bench(args, cmd, bc.variant_env(variant), run_dir, what)
-    res = collect(out, db, case, what, run_dir)
+    if case["kind"] == "driver":
+        res, tv = run_driver(args, case, mode, variant, run_dir, what)
+    else:
+        if case["kind"] == "fill":
+            shutil.rmtree(db, ignore_errors=True)
+            db.mkdir(parents=True)
+        else:
+            bc.copy_db(rw_load, db)  # fresh copy, LOG removed
+        if args.drop_caches:
+            bc.drop_caches()
+        cmd = base_cmd(args) + [f"--db={db}"] + case["flags"] + IO_MODES[mode] + args.extra
+        if case.get("options_file"):
+            cmd.append(f"--options_file={myrocks_options_file(args, mode)}")
+        t0 = time.monotonic()
+        out, tv = run_db_bench(args, cmd, bc.variant_env(variant), run_dir, what)
+        res = collect(out, db, case, what, run_dir)
     if variant == "stock" and res["ringmerge_accelerated"]:
         raise BenchError(f"{what}: stock run (RINGMERGE_MODE=off) logged "
                          f"{res['ringmerge_accelerated']} accelerated compactions")

@@ -84,8 +84,9 @@ struct RunSlot {
 struct Held {
     run: usize,
     chunk: Chunk,
-    /// The chunk's decompressed blocks, where its compressed blocks' values are.
-    decompressed: Option<ArenaBox>,
+    /// The chunk's decompressed blocks, where its compressed blocks' values are: only kept
+    /// alive, given back to the arena when the chunk is released.
+    _decompressed: Option<ArenaBox>,
     /// Released when `next_batch` starts this generation.
     release_at: u64,
 }
@@ -111,8 +112,6 @@ pub struct BpfMerge {
     /// Batches started so far (see "Pinned values").
     generation: u64,
     held: Vec<Held>,
-    /// Held chunks per run.
-    held_per_run: Vec<usize>,
     pub blocks: u64,
     pub compressed_blocks: u64,
     pub calls: u64,
@@ -170,7 +169,6 @@ impl BpfMerge {
             done: false,
             generation: 0,
             held: Vec::new(),
-            held_per_run: vec![0; nruns],
             blocks: 0,
             compressed_blocks: 0,
             calls: 0,
@@ -232,10 +230,9 @@ impl BpfMerge {
                 self.held.push(Held {
                     run: i,
                     chunk: old,
-                    decompressed: self.slots[i].decompressed.take(),
+                    _decompressed: self.slots[i].decompressed.take(),
                     release_at: self.generation + 2,
                 });
-                self.held_per_run[i] += 1;
             } else {
                 reader.recycle(old);
             }
@@ -346,7 +343,8 @@ impl BpfMerge {
         slot.chunk = Some(chunk);
         // Pin this chunk's values only if holding it later still leaves the run a buffer for
         // its next read (or it has no next read).
-        let zero_copy = last || self.held_per_run[i] + 2 <= reader.depth_of(i);
+        let held = self.held.iter().filter(|h| h.run == i).count();
+        let zero_copy = last || held + 2 <= reader.depth_of(i);
         let r = self.run_mut(i);
         r.blocks = blocks_addr;
         r.nblocks = nblocks;
@@ -484,10 +482,8 @@ impl BpfMerge {
         let mut i = 0;
         while i < self.held.len() {
             if self.held[i].release_at <= generation {
-                let h = self.held.swap_remove(i);
-                self.held_per_run[h.run] -= 1;
-                reader.recycle(h.chunk);
-                drop(h.decompressed);
+                // Its decompressed blocks, if any, go back to the arena with it.
+                reader.recycle(self.held.swap_remove(i).chunk);
             } else {
                 i += 1;
             }
