@@ -18,6 +18,7 @@
 #include "monitoring/iostats_context_imp.h"
 #include "options/db_options.h"
 #include "ringmerge/src/bridge.rs.h"
+#include "ringmerge_write_behind.h"
 #include "rocksdb/comparator.h"
 #include "rocksdb/file_system.h"
 #include "table/block_based/block_based_table_reader.h"
@@ -94,6 +95,11 @@ struct RingmergeCompactionInput::Rep {
   // CompactionMergingIterator counts its children.
   InternalStats* internal_stats = nullptr;
   uint64_t sorted_runs = 0;
+  // Output write-behind: the queue bound (0: off) and the totals of this
+  // subcompaction's output files (which may outlive this input).
+  uint64_t write_behind_limit = 0;
+  std::shared_ptr<RingmergeWriteBehindStats> write_behind =
+      std::make_shared<RingmergeWriteBehindStats>();
 
   ~Rep() {
     if (internal_stats != nullptr) {
@@ -504,7 +510,15 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
                      std::string(opened.bpf_unavailable).c_str());
     });
   }
+  if (!settings.warning.empty()) {
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      ROCKS_LOG_WARN(db_options.info_log, "ringmerge: %s",
+                     std::string(settings.warning).c_str());
+    });
+  }
   auto rep = std::make_unique<Rep>();
+  rep->write_behind_limit = settings.write_behind;
   rep->dict_files = dict_files;
   rep->range_del_files = range_del_files.size();
   if (cfd->internal_stats() != nullptr) {
@@ -669,6 +683,16 @@ void RingmergeStream::Next() {
 
 }  // namespace
 
+void RingmergeCompactionInput::WrapOutputFile(
+    std::unique_ptr<FSWritableFile>* file) {
+  if (rep_->write_behind_limit == 0) {
+    return;
+  }
+  *file = std::make_unique<RingmergeWriteBehindFile>(
+      std::move(*file), static_cast<size_t>(rep_->write_behind_limit),
+      rep_->write_behind);
+}
+
 RingmergeSummary RingmergeCompactionInput::Summary() const {
   ringmerge::MergeSummary m = rep_->stream->merge().summary();
   RingmergeSummary s;
@@ -691,6 +715,17 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.bpf_unavailable = std::string(m.bpf_unavailable);
   s.bpf_calls = m.bpf_calls;
   s.wrapped_fs = rep_->wrapped_fs;
+  const RingmergeWriteBehindStats& wb = *rep_->write_behind;
+  s.write_behind_limit = rep_->write_behind_limit;
+  s.write_behind_files = wb.files.load(std::memory_order_relaxed);
+  s.write_behind_bytes = wb.bytes.load(std::memory_order_relaxed);
+  s.write_behind_full_wait_micros =
+      wb.full_wait_micros.load(std::memory_order_relaxed);
+  s.write_behind_drain_wait_micros =
+      wb.drain_wait_micros.load(std::memory_order_relaxed);
+  s.write_behind_cpu_micros =
+      wb.writer_cpu_micros.load(std::memory_order_relaxed);
+  s.write_behind_write_micros = wb.write_micros.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -721,6 +756,21 @@ std::string RingmergeSummary::ToString() const {
   }
   if (!io_uring_fallback_reason.empty()) {
     out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";
+  }
+  if (write_behind_limit == 0) {
+    out += " write_behind=off";
+  } else {
+    snprintf(buf, sizeof(buf),
+             " write_behind=%" PRIu64 " wb_files=%" PRIu64
+             " wb_bytes=%" PRIu64
+             " wb_write_ms=%.1f wb_full_wait_ms=%.1f wb_drain_wait_ms=%.1f"
+             " wb_cpu_ms=%.1f",
+             write_behind_limit, write_behind_files, write_behind_bytes,
+             write_behind_write_micros / 1000.0,
+             write_behind_full_wait_micros / 1000.0,
+             write_behind_drain_wait_micros / 1000.0,
+             write_behind_cpu_micros / 1000.0);
+    out += buf;
   }
   return out;
 }
@@ -768,6 +818,11 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.short_reads += s.short_reads;
   total_.wait_micros += s.wait_micros;
   total_.merge_micros += s.merge_micros;
+  total_.write_behind_limit = s.write_behind_limit;
+  total_.write_behind_files += s.write_behind_files;
+  total_.write_behind_bytes += s.write_behind_bytes;
+  total_.write_behind_full_wait_micros += s.write_behind_full_wait_micros;
+  total_.write_behind_drain_wait_micros += s.write_behind_drain_wait_micros;
 }
 
 void RingmergeJobStats::AddFallback(const std::string& reason) {
@@ -798,6 +853,11 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
     stream << "ringmerge_io_uring_enter_calls" << total_.io_uring_enter_calls;
     stream << "ringmerge_read_wait_micros" << total_.wait_micros;
     stream << "ringmerge_merge_micros" << total_.merge_micros;
+    stream << "ringmerge_write_behind" << total_.write_behind_limit;
+    stream << "ringmerge_write_behind_bytes" << total_.write_behind_bytes;
+    stream << "ringmerge_write_behind_wait_micros"
+           << total_.write_behind_full_wait_micros +
+                  total_.write_behind_drain_wait_micros;
   }
 }
 

@@ -29,6 +29,7 @@ namespace ROCKSDB_NAMESPACE {
 
 class Compaction;
 class EventLoggerStream;
+class FSWritableFile;
 struct ImmutableDBOptions;
 
 // One subcompaction's figures, as reported in the LOG and the event. The LOG
@@ -61,6 +62,17 @@ struct RingmergeSummary {
   // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
   // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
   std::string wrapped_fs;
+  // Output write-behind (RINGMERGE_WRITE_BEHIND): the queue bound (0: off)
+  // and, over the output files opened so far, bytes queued, the compaction
+  // thread's waits (queue full; queue draining before Sync/Close) and the
+  // writer threads' CPU time (of the files already closed).
+  uint64_t write_behind_limit = 0;
+  uint64_t write_behind_files = 0;
+  uint64_t write_behind_bytes = 0;
+  uint64_t write_behind_full_wait_micros = 0;
+  uint64_t write_behind_drain_wait_micros = 0;
+  uint64_t write_behind_cpu_micros = 0;
+  uint64_t write_behind_write_micros = 0;
 
   std::string ToString() const;
 };
@@ -103,6 +115,11 @@ class RingmergeCompactionInput : public InternalIterator {
   }
 
   RingmergeSummary Summary() const;
+
+  // Called for each output file this subcompaction opens: puts it behind a
+  // write-behind queue (see ringmerge_write_behind.h) unless
+  // RINGMERGE_WRITE_BEHIND=off.
+  void WrapOutputFile(std::unique_ptr<FSWritableFile>* file);
 
  private:
   struct Rep;

@@ -41,6 +41,9 @@ DEFAULT_DB_BENCH = REPO / "target/rocksdb/bin/db_bench"
 DEFAULT_OUT = REPO / "target/bench"
 TIME_BIN = "/usr/bin/time"
 COMPACTION_COMM = "rocksdb:low"
+# ringmerge's output write-behind threads (one per output file being written): their syscalls are
+# the compaction's writes moved off the compaction thread, reported beside it.
+WRITE_BEHIND_COMM = "ringmerge-wb"
 
 # Options shared by the fill and the compaction run (the table/DB shape).
 COMMON_FLAGS = [
@@ -496,6 +499,9 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
         "ringmerge_mode_env": env["RINGMERGE_MODE"],
         "compactions": c_count,
         "wall_s": wall_us / 1e6, "cpu_s": cpu_us / 1e6,
+        # Every thread's CPU, db_bench start to end: the compaction CPU figure counts only the
+        # compaction thread, not work moved to other threads (write-behind).
+        "process_cpu_s": tv["user_s"] + tv["sys_s"],
         "compaction_total_cpu_ticker_s": cpu_total_ticker / 1e6,
         "read_bytes": read_b, "write_bytes": write_b,
         "input_files": n_in, "input_bytes": in_bytes,
@@ -537,6 +543,7 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 "mode": mode, "variant": variant, "runs": len(rs),
                 "wall_s": stat([r["wall_s"] for r in rs]),
                 "cpu_s": stat([r["cpu_s"] for r in rs]),
+                "process_cpu_s": stat([r["process_cpu_s"] for r in rs]),
                 "peak_rss_mb": stat([r["peak_rss_mb"] for r in rs]),
                 "read_bytes": stat([r["read_bytes"] for r in rs]),
                 "write_bytes": stat([r["write_bytes"] for r in rs]),
@@ -555,6 +562,8 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 by_kind = {k: statistics.median([r["syscalls"]["by_syscall"].get(k, 0) for r in rs])
                            for k in kinds}
                 s["syscalls_by_kind_median"] = dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))
+                s["syscalls_write_behind"] = stat(
+                    [r["syscalls"]["by_comm_all_threads"].get(WRITE_BEHIND_COMM, 0) for r in rs])
                 s["syscalls_other_threads"] = stat(
                     [sum(r["syscalls"]["by_comm_all_threads"].values()) - r["syscalls"]["total"]
                      for r in rs])
@@ -562,7 +571,7 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 base = s
             if base is not None:
                 ratio = {}
-                for k in ("wall_s", "cpu_s", "peak_rss_mb", "syscalls_total"):
+                for k in ("wall_s", "cpu_s", "process_cpu_s", "peak_rss_mb", "syscalls_total"):
                     if k in s and k in base and base[k]["median"]:
                         ratio[k] = s[k]["median"] / base[k]["median"]
                 s["ratio_to_stock"] = ratio
@@ -602,7 +611,7 @@ def cell(s: dict, key: str, fmt, unit: str = "", mark: str = "",
 
 def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
     hdr = ["mode", "variant", "runs", "compaction wall s", "compaction CPU s",
-           "syscalls (rocksdb:low)", "top syscalls", "peak RSS MB", "read/write MB",
+           "process CPU s", "syscalls (rocksdb:low)", "top syscalls", "peak RSS MB", "read/write MB",
            "compactions", "accel/fallback"]
     rows = []
     for s in summary:
@@ -615,7 +624,10 @@ def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
             s["mode"], s["variant"], str(s["runs"]),
             wall,
             cell(s, "cpu_s", lambda v: f"{v:.2f}"),
-            cell(s, "syscalls_total", fmt_num),
+            cell(s, "process_cpu_s", lambda v: f"{v:.2f}"),
+            cell(s, "syscalls_total", fmt_num) + (
+                f" (+{fmt_num(s['syscalls_write_behind']['median'])} {WRITE_BEHIND_COMM})"
+                if s.get("syscalls_write_behind", {}).get("median") else ""),
             top or "n/a",
             cell(s, "peak_rss_mb", lambda v: f"{v:.0f}"),
             f"{s['read_bytes']['median'] / 1e6:.0f}/{s['write_bytes']['median'] / 1e6:.0f}",
@@ -826,8 +838,12 @@ def main() -> int:
           f"page cache dropped first. Reps: {args.reps}, interleaved. db_bench: `{args.db_bench}`.",
           "",
           "Cells: median [min-max] (ratio of medians to stock in the same I/O mode). Wall and CPU "
-          "are the SUMs of `rocksdb.compaction.times.micros` / `.cpu_micros`; syscalls are "
-          f"`raw_syscalls:sys_enter` events of threads named `{COMPACTION_COMM}` counted by perf; "
+          "are the SUMs of `rocksdb.compaction.times.micros` / `.cpu_micros` (the compaction "
+          "thread only); process CPU is db_bench's user+sys over its whole run, every thread "
+          "(`/usr/bin/time -v`); syscalls are "
+          f"`raw_syscalls:sys_enter` events of threads named `{COMPACTION_COMM}` counted by perf, "
+          f"with those of ringmerge's write-behind threads (`{WRITE_BEHIND_COMM}`) added in "
+          "brackets; "
           "peak RSS is db_bench's (`/usr/bin/time -v`); accel/fallback counts `ringmerge:` LOG lines "
           "over all runs. "
           + ("Wall, CPU and RSS come from the untraced reps; syscall counts from one separate "

@@ -82,6 +82,9 @@ pub(crate) mod ffi {
     struct Settings {
         mode: Mode,
         memory_budget: u64,
+        /// Bytes of output writes an accelerated compaction may queue behind its table builder
+        /// (`RINGMERGE_WRITE_BEHIND`); 0 writes synchronously, as stock.
+        write_behind: u64,
         /// Empty, or why the environment's setting was not understood.
         warning: String,
     }
@@ -189,6 +192,10 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Output writes queued behind the table builder: eight of RocksDB's default 1 MiB write buffers
+/// (`writable_file_max_buffer_size`), enough to keep a disk busy while the merge runs.
+const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;
+
 fn settings_from_env() -> ffi::Settings {
     let mut warning = String::new();
     let mode = match std::env::var("RINGMERGE_MODE").as_deref() {
@@ -212,9 +219,23 @@ fn settings_from_env() -> ffi::Settings {
             }
         },
     };
+    let write_behind = match std::env::var("RINGMERGE_WRITE_BEHIND").as_deref() {
+        Err(_) | Ok("") | Ok("on") => DEFAULT_WRITE_BEHIND,
+        Ok("off") | Ok("0") => 0,
+        Ok(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 << 20 => n,
+            _ => {
+                warning = format!(
+                    "RINGMERGE_WRITE_BEHIND={v} is not off|on or a byte count >= 1 MiB: using 8 MiB"
+                );
+                DEFAULT_WRITE_BEHIND
+            }
+        },
+    };
     ffi::Settings {
         mode,
         memory_budget,
+        write_behind,
         warning,
     }
 }

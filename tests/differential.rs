@@ -1179,3 +1179,181 @@ fn truncated_input_fails_like_stock_and_loses_nothing() {
         "stock and ringmerge statuses differ: {statuses:?}"
     );
 }
+
+/// Output write-behind with the smallest queue (1 MiB: every append waits for the one before)
+/// and values of up to 64 KiB, buffered and direct: the files are stock's, and the LOG shows the
+/// writes went through the queue.
+#[test]
+fn write_behind_with_a_one_mib_queue_is_exact() {
+    for (name, direct) in [("wb_small_buffered", false), ("wb_small_direct", true)] {
+        let dir = scratch(name);
+        let mut args = vec![
+            "--l0-files",
+            "4",
+            "--base-levels",
+            "1",
+            "--value-min",
+            "0",
+            "--value-max",
+            "65536",
+        ];
+        if direct {
+            args.push("--direct");
+        }
+        let stock = run_mode(&dir, "off", &args);
+        let mut cmd = Command::new(driver());
+        cmd.env("RINGMERGE_WRITE_BEHIND", "1048576");
+        let native = run_mode_with(&dir, "native", &args, cmd);
+        assert_same_dump(&stock.dump, &native.dump, &dir);
+        assert_accelerated(&native.log);
+        for l in ringmerge_lines(&native.log) {
+            assert!(
+                l.contains("write_behind=1048576") && !l.contains("wb_bytes=0 "),
+                "{l}"
+            );
+        }
+        // And off: the same files, written synchronously.
+        let mut cmd = Command::new(driver());
+        cmd.env("RINGMERGE_WRITE_BEHIND", "off");
+        let sync = run_mode_with(&dir, "native", &args, cmd);
+        assert_same_dump(&stock.dump, &sync.dump, &dir);
+        assert!(ringmerge_lines(&sync.log)
+            .iter()
+            .all(|l| !l.contains("accelerated") || l.contains("write_behind=off")));
+    }
+}
+
+/// A small ext4 file system on a loop device, unmounted and detached when dropped.
+struct LoopFs {
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(dir: &Path, mib: u64) -> LoopFs {
+        let img = dir.join("fs.img");
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(mib << 20).unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("spawn");
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt));
+        LoopFs { mnt }
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.mnt)
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        s.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// A real write error (the disk fills up mid-compaction, ENOSPC from ext4) with output
+/// write-behind: the compaction fails with the IOError stock gives, nothing of it is installed,
+/// and once there is room the same compaction succeeds and every key reads back. Buffered and
+/// direct writes; the failing writes run on the write-behind thread, the error reaches the
+/// compaction through its next write or the output's Sync.
+#[test]
+fn disk_full_mid_compaction_fails_like_stock_and_loses_nothing() {
+    for direct in [false, true] {
+        let dir = scratch(if direct {
+            "enospc_direct"
+        } else {
+            "enospc_buffered"
+        });
+        let fs = LoopFs::new(&dir, 96);
+        let mut statuses = Vec::new();
+        for mode in ["off", "native", "bpf"] {
+            let db = fs.mnt.join(format!("db-{mode}"));
+            let expect = dir.join(format!("expect-{mode}.txt"));
+            let (db_s, expect_s) = (db.to_str().unwrap(), expect.to_str().unwrap());
+            // ~24 MiB of L0 over ~6 MiB of L1, 1 KiB values.
+            build_fault_db_with(
+                db_s,
+                expect_s,
+                &[
+                    "--keys-per-file",
+                    "6000",
+                    "--value-min",
+                    "1000",
+                    "--value-max",
+                    "1000",
+                ],
+            );
+            // Leave 6 MiB: the output (~25 MiB) runs out mid-way.
+            let filler = fs.mnt.join("filler");
+            let room = fs.free_bytes().saturating_sub(6 << 20);
+            std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+            let mut args = vec!["compact", "--db", db_s];
+            if direct {
+                args.push("--direct");
+            }
+            let out = driver_cmd(mode, &args);
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                !out.status.success(),
+                "({mode}, direct={direct}) compaction on a full disk succeeded:\n{stdout}"
+            );
+            let status = stdout
+                .lines()
+                .find(|l| l.starts_with("compact status:"))
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                status.contains("IO error") && status.contains("No space left on device"),
+                "({mode}, direct={direct}) expected IOError ENOSPC: {stdout}"
+            );
+            if mode != "off" {
+                let log = std::fs::read_to_string(db.join("LOG")).unwrap();
+                assert!(
+                    log.contains("ringmerge: accelerated") && log.contains("write_behind=8388608"),
+                    "({mode}) the failing writes must be ringmerge's write-behind: {:?}",
+                    ringmerge_lines(&log)
+                );
+            }
+            statuses.push(status);
+
+            // Room again: nothing of the failed job was installed, every key reads back, and
+            // the same compaction succeeds.
+            std::fs::remove_file(&filler).unwrap();
+            for cmd in [
+                vec!["verify", "--db", db_s, "--expect", expect_s],
+                args.clone(),
+                vec!["verify", "--db", db_s, "--expect", expect_s],
+            ] {
+                let out = driver_cmd(mode, &cmd);
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success()
+                        && (cmd[0] != "verify" || stdout.contains("corrupt=0 mismatch=0")),
+                    "({mode}, direct={direct}) {cmd:?}: {stdout}"
+                );
+            }
+            std::fs::remove_dir_all(&db).unwrap();
+        }
+        let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
+        for accel in &statuses[1..] {
+            assert_eq!(kind(&statuses[0]), kind(accel), "{statuses:?}");
+        }
+    }
+}
