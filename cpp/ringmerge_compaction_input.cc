@@ -54,7 +54,7 @@ class RingmergeStream : public InternalIterator {
   }
   Slice value() const override {
     assert(valid_);
-    // In the batch, or pinned in an input block (BPF zero-copy): valid as long
+    // In the batch, or pinned in an input block (zero-copy): valid as long
     // as the batch, see BatchEntry.
     const ringmerge::BatchEntry& e = entries_[pos_];
     return Slice(reinterpret_cast<const char*>(e.value_addr), e.value_len);

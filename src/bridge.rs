@@ -91,8 +91,8 @@ pub(crate) mod ffi {
 
     /// One merged entry of a batch. Its internal key is `batch_data()[key_offset..][..key_len]`;
     /// its value is the `value_len` bytes at address `value_addr`: inside `batch_data()` when the
-    /// merge copied it, inside an input block when it is pinned (the BPF merge's zero-copy
-    /// values). Either way the bytes stay valid and unchanged until the next-but-one
+    /// merge copied it, inside an uncompressed input block when it is pinned (zero-copy, both
+    /// merges). Either way the bytes stay valid and unchanged until the next-but-one
     /// `next_batch`, as the batch itself. Layout = `struct rm_out_entry` (bpf/merge_abi.h).
     struct BatchEntry {
         key_offset: u32,

@@ -24,6 +24,10 @@ pub const MAX_CHUNK: usize = 4 << 20;
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 /// Reads in flight per sorted run: one being merged, one or more landing.
 pub const DEPTH_PER_RUN: usize = 2;
+/// The native merge's depth: one more buffer per run, so a run can hold the chunk it just left
+/// (its values pinned in the two readable batches) while it merges the next pinned chunk and the
+/// one after lands (see merge/cursor.rs, pinned values).
+pub const NATIVE_DEPTH_PER_RUN: usize = 3;
 
 /// Which merge the session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +50,14 @@ pub struct CompactionSpec {
 
 pub use crate::bridge::ffi::BatchEntry;
 
-/// Entries of one native batch: `data` holds each entry's internal key then its value, and
-/// `entries` points into it (the native merge copies every value).
+/// Entries of one native batch: `data` holds each entry's internal key, then its value when the
+/// value is copied; a pinned value is referenced where it lies in an input chunk.
 #[derive(Default)]
 pub struct Batch {
     pub data: Vec<u8>,
     pub entries: Vec<BatchEntry>,
+    /// Keys and values, pinned or not: what bounds a batch (and so how many chunks it spans).
+    bytes: usize,
 }
 
 impl Batch {
@@ -64,6 +70,7 @@ impl Batch {
     fn clear(&mut self) {
         self.data.clear();
         self.entries.clear();
+        self.bytes = 0;
     }
     /// Appends an entry; its `value_addr` holds the value's offset in `data` until `seal`.
     fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -73,6 +80,7 @@ impl Batch {
         let value_offset = self.data.len() as u64;
         self.data.extend_from_slice(value);
         u32::try_from(self.data.len()).map_err(|_| too_big())?;
+        self.bytes += key.len() + value.len();
         self.entries.push(BatchEntry {
             key_offset,
             key_len: key.len() as u32,
@@ -82,11 +90,31 @@ impl Batch {
         });
         Ok(())
     }
-    /// Turns the value offsets into addresses, once `data` stops growing.
+    /// Appends an entry whose value stays where it is (in an input chunk the run holds until
+    /// this batch and the next are no longer readable).
+    fn push_pinned(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let too_big = || Error::not_supported("entry larger than 4 GiB");
+        let key_offset = u32::try_from(self.data.len()).map_err(|_| too_big())?;
+        self.data.extend_from_slice(key);
+        u32::try_from(self.data.len()).map_err(|_| too_big())?;
+        let value_len = u32::try_from(value.len()).map_err(|_| too_big())?;
+        self.bytes += key.len() + value.len();
+        self.entries.push(BatchEntry {
+            key_offset,
+            key_len: key.len() as u32,
+            value_len,
+            pinned: 1,
+            value_addr: value.as_ptr() as u64,
+        });
+        Ok(())
+    }
+    /// Turns the copied values' offsets into addresses, once `data` stops growing.
     fn seal(&mut self) {
         let base = self.data.as_ptr() as u64;
         for e in &mut self.entries {
-            e.value_addr += base;
+            if e.pinned == 0 {
+                e.value_addr += base;
+            }
         }
     }
 }
@@ -120,19 +148,28 @@ struct NativeMerge {
     current: usize,
     done: bool,
     entries: u64,
+    /// Batches begun so far; the runs' held chunks are given back by it.
+    generation: u64,
 }
 
 impl NativeMerge {
     fn next_batch(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<bool> {
+        // The batch before last is no longer readable: chunks only it pointed into go back.
+        self.generation += 1;
+        self.merger.release_held(reader, self.generation);
         self.current ^= 1;
         let batch = &mut self.batches[self.current];
         batch.clear();
-        while !self.done && batch.data.len() < BATCH_BYTES {
+        while !self.done && batch.bytes < BATCH_BYTES {
             let Some(c) = self.merger.current() else {
                 self.done = true;
                 break;
             };
-            batch.push(c.key(), c.value())?;
+            if c.value_pinnable() {
+                batch.push_pinned(c.key(), c.value())?;
+            } else {
+                batch.push(c.key(), c.value())?;
+            }
             self.entries += 1;
             self.merger.next(map, reader, bounds)?;
         }
@@ -205,12 +242,17 @@ impl MergeSession {
                 Err(why) => (None, Some(why.to_owned())),
             },
         };
-        let chunk = Reader::max_chunk_len(spec.memory_budget, nruns, DEPTH_PER_RUN, spec.direct)
-            .min(MAX_CHUNK);
+        let depth = if bpf_engine.is_some() {
+            DEPTH_PER_RUN
+        } else {
+            NATIVE_DEPTH_PER_RUN
+        };
+        let chunk =
+            Reader::max_chunk_len(spec.memory_budget, nruns, depth, spec.direct).min(MAX_CHUNK);
         let map = SstMap::build(spec.runs, chunk)?;
         let cfg = ReaderConfig {
             memory_budget: spec.memory_budget,
-            depth_per_stream: DEPTH_PER_RUN,
+            depth_per_stream: depth,
             backend: spec.backend,
             // The program reads the blocks where the reads land: in its arena.
             memory: bpf_engine.map_or(Memory::Heap, |(e, _)| Memory::Arena(e.arena())),
@@ -232,6 +274,7 @@ impl MergeSession {
                 current: 0,
                 done: false,
                 entries: 0,
+                generation: 0,
             }),
         };
         Ok(MergeSession {
@@ -282,9 +325,9 @@ impl MergeSession {
         } else {
             // SAFETY: every entry's value address was written by this session's merge and
             // points at value_len bytes that stay allocated and unchanged while the batch is
-            // current: in the batch's own data (native; BPF copies) or in an input chunk the
-            // BPF session keeps pinned (session.rs, "Pinned values"). `&self` keeps next_batch
-            // from running meanwhile.
+            // current: in the batch's own data (copied values) or in an input chunk the run
+            // holds (pinned values: merge/cursor.rs for native, session.rs for BPF). `&self`
+            // keeps next_batch from running meanwhile.
             unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) }
         };
         (key, value)

@@ -6,6 +6,13 @@
 //! Compressed blocks are verified on their raw (compressed) bytes, as RocksDB verifies them, then
 //! decoded into the cursor's scratch buffer, which is reused from block to block: once it has
 //! grown to the run's largest block, decompression allocates nothing.
+//!
+//! Pinned values: the native merge hands RocksDB the values of uncompressed blocks where they lie
+//! in the chunk (no copy), so a chunk the run is done with is not given back to the reader at
+//! once: it is held until the start of the next-but-one batch (`release_held`), when no readable
+//! batch points into it any more. A chunk is pinned only if the run's held chunks, that chunk and
+//! one more read still fit the run's read depth, so the reader can always land the run's next
+//! chunk; otherwise its values are copied and it goes back as soon as the run leaves it.
 
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
@@ -114,6 +121,13 @@ pub struct RunCursor {
     pub blocks_decoded: u64,
     /// Of `blocks_decoded`, those that were compressed.
     pub blocks_decompressed: u64,
+    /// Values of the current chunk's uncompressed blocks may be referenced in place.
+    pin_chunk: bool,
+    /// Chunks left with values possibly referenced, with the batch generation from which they
+    /// can be given back.
+    held: Vec<(u64, Chunk)>,
+    /// The batch being made (see `release_held`).
+    generation: u64,
 }
 
 /// The current block's decoded payload: the chunk's bytes, or the scratch buffer it was
@@ -147,7 +161,44 @@ impl RunCursor {
             valid: false,
             blocks_decoded: 0,
             blocks_decompressed: 0,
+            pin_chunk: false,
+            held: Vec::new(),
+            generation: 0,
         }
+    }
+
+    /// Whether the current value may be referenced where it lies (until the next-but-one
+    /// batch) instead of copied: it is in a pinned chunk's uncompressed block, not in the
+    /// scratch buffer the next compressed block overwrites.
+    pub fn value_pinnable(&self) -> bool {
+        self.pin_chunk && !self.decompressed
+    }
+
+    /// Starts batch `generation`: gives back the held chunks no readable batch points into
+    /// (those left before the previous batch began).
+    pub fn release_held(&mut self, reader: &mut Reader, generation: u64) {
+        self.generation = generation;
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].0 <= generation {
+                reader.recycle(self.held.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The run is done with its current chunk: back to the reader, or held while the current
+    /// and next batch may point into it.
+    fn leave_chunk(&mut self, reader: &mut Reader) {
+        if let Some(chunk) = self.chunk.take() {
+            if self.pin_chunk {
+                self.held.push((self.generation + 2, chunk));
+            } else {
+                reader.recycle(chunk);
+            }
+        }
+        self.pin_chunk = false;
     }
 
     pub fn valid(&self) -> bool {
@@ -220,16 +271,17 @@ impl RunCursor {
                     return Ok(());
                 }
                 if !self.open_next_block(map)? {
-                    // This chunk is used up: its buffer goes back for the next reads.
-                    if let Some(chunk) = self.chunk.take() {
-                        reader.recycle(chunk);
-                    }
+                    // This chunk is used up: its buffer goes back for the next reads (once no
+                    // batch points into it).
+                    self.leave_chunk(reader);
                     self.chunk_index += 1;
                 }
                 continue;
             }
             match reader.next_chunk(self.run)? {
                 Some(chunk) => {
+                    let last = self.chunk_index + 1 >= map.runs[self.run].len();
+                    self.pin_chunk = last || self.held.len() + 2 <= reader.depth_of(self.run);
                     self.chunk = Some(chunk);
                     self.next_block = 0;
                     if !self.open_next_block(map)? {
@@ -277,9 +329,7 @@ impl RunCursor {
 
     fn finish(&mut self, reader: &mut Reader) -> Result<()> {
         self.valid = false;
-        if let Some(chunk) = self.chunk.take() {
-            reader.recycle(chunk);
-        }
+        self.leave_chunk(reader);
         Ok(())
     }
 }

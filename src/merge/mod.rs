@@ -97,6 +97,14 @@ impl Merger {
         &self.cursors
     }
 
+    /// Starts batch `generation`: every run gives back the chunks no readable batch points into
+    /// (see `RunCursor::release_held`).
+    pub fn release_held(&mut self, reader: &mut Reader, generation: u64) {
+        for c in &mut self.cursors {
+            c.release_held(reader, generation);
+        }
+    }
+
     fn select(&mut self) {
         self.current = if self.linear {
             let mut best: Option<usize> = None;

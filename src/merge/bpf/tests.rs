@@ -197,7 +197,9 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
     let k = runs.len();
     let native = drain(runs, bounds, MergeChoice::Native, budget);
     assert!(!native.entries.is_empty());
-    assert_eq!(native.pinned, 0, "the native merge copies every value");
+    // Both merges pin values unless a run cannot hold another chunk; `drain` checked that the
+    // previous batch's values survived every batch.
+    assert!(native.pinned > 0, "k={k}: the native merge pinned no value");
     let (mut pinned, mut copied) = (0, 0);
     for sel in [Selection::Linear, Selection::Heap] {
         let bpf = drain(runs, bounds, MergeChoice::Bpf(Some(sel)), budget);
