@@ -98,8 +98,8 @@ struct RingmergeCompactionInput::Rep {
   // Output write-behind: the queue bound (0: off) and the totals of this
   // subcompaction's output files (which may outlive this input).
   uint64_t write_behind_limit = 0;
-  std::shared_ptr<RingmergeWriteBehindStats> write_behind =
-      std::make_shared<RingmergeWriteBehindStats>();
+  std::shared_ptr<RingmergeWriteBehindShared> write_behind =
+      std::make_shared<RingmergeWriteBehindShared>();
 
   ~Rep() {
     if (internal_stats != nullptr) {
@@ -715,7 +715,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.bpf_unavailable = std::string(m.bpf_unavailable);
   s.bpf_calls = m.bpf_calls;
   s.wrapped_fs = rep_->wrapped_fs;
-  const RingmergeWriteBehindStats& wb = *rep_->write_behind;
+  const RingmergeWriteBehindShared& wb = *rep_->write_behind;
   s.write_behind_limit = rep_->write_behind_limit;
   s.write_behind_files = wb.files.load(std::memory_order_relaxed);
   s.write_behind_bytes = wb.bytes.load(std::memory_order_relaxed);

@@ -40,9 +40,15 @@ uint64_t ThreadCpuMicros() {
 
 }  // namespace
 
+RingmergeWriteBehindShared::~RingmergeWriteBehindShared() {
+  for (const PooledBuffer& b : pool) {
+    free(b.data);
+  }
+}
+
 RingmergeWriteBehindFile::RingmergeWriteBehindFile(
     std::unique_ptr<FSWritableFile> target, size_t max_pending_bytes,
-    std::shared_ptr<RingmergeWriteBehindStats> stats)
+    std::shared_ptr<RingmergeWriteBehindShared> shared)
     : FSWritableFileOwnerWrapper(std::move(target)),
       max_pending_bytes_(max_pending_bytes),
       // Direct writes need buffers aligned as the file requires; 64 keeps
@@ -52,9 +58,27 @@ RingmergeWriteBehindFile::RingmergeWriteBehindFile(
                   ? this->target()->GetRequiredBufferAlignment()
                   : 0)),
       direct_(this->target()->use_direct_io()),
-      stats_(std::move(stats)),
+      shared_(std::move(shared)),
       ops_(kMaxQueuedOps) {
-  stats_->files.fetch_add(1, std::memory_order_relaxed);
+  shared_->files.fetch_add(1, std::memory_order_relaxed);
+  this->target()->GetPreallocationStatus(&prealloc_block_size_,
+                                         &last_prealloc_block_);
+  {
+    // The buffers the subcompaction's previous output file left.
+    std::lock_guard<std::mutex> lock(shared_->pool_mu);
+    auto& pool = shared_->pool;
+    for (size_t i = 0; i < pool.size();) {
+      if (pool[i].alignment >= alignment_ &&
+          free_bytes_ + pool[i].capacity <= max_pending_bytes_) {
+        free_buffers_.push_back(Buffer{pool[i].data, pool[i].capacity});
+        free_bytes_ += pool[i].capacity;
+        pool[i] = pool.back();
+        pool.pop_back();
+      } else {
+        i++;
+      }
+    }
+  }
   try {
     writer_ = std::thread([this] { WriterLoop(); });
   } catch (const std::system_error&) {
@@ -75,9 +99,15 @@ RingmergeWriteBehindFile::~RingmergeWriteBehindFile() {
   // WritableFileWriter Closes before destroying, so normally nothing is left.
     writer_.join();
   }
-  for (Buffer& b : free_buffers_) {
-    free(b.data);
+  {
+    // Left for the subcompaction's next output file (freed with the shared
+    // state when the subcompaction's files are all gone).
+    std::lock_guard<std::mutex> lock(shared_->pool_mu);
+    for (Buffer& b : free_buffers_) {
+      shared_->pool.push_back({b.data, b.capacity, alignment_});
+    }
   }
+  free_buffers_.clear();
   error_.PermitUncheckedError();
 }
 
@@ -153,8 +183,10 @@ IOStatus RingmergeWriteBehindFile::Enqueue(
   };
   if (!has_room()) {
     const auto t = std::chrono::steady_clock::now();
+    callers_waiting_++;
     space_cv_.wait(lock, has_room);
-    stats_->full_wait_micros.fetch_add(MicrosSince(t),
+    callers_waiting_--;
+    shared_->full_wait_micros.fetch_add(MicrosSince(t),
                                        std::memory_order_relaxed);
     if (!error_.ok()) {
       return error_;
@@ -184,14 +216,18 @@ IOStatus RingmergeWriteBehindFile::Enqueue(
     op.checksum.assign(verification_info->checksum.data(),
                        verification_info->checksum.size());
   }
+  op.flush_after = false;
   if (len > 0) {
     memcpy(op.buf.data, data.data(), len);
   }
   lock.lock();
   queued_++;
+  const bool wake = writer_waiting_;
   lock.unlock();
-  work_cv_.notify_one();
-  stats_->bytes.fetch_add(len, std::memory_order_relaxed);
+  if (wake) {
+    work_cv_.notify_one();
+  }
+  shared_->bytes.fetch_add(len, std::memory_order_relaxed);
   return IOStatus::OK();
 }
 
@@ -199,8 +235,10 @@ IOStatus RingmergeWriteBehindFile::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
   if (queued_ > 0) {
     const auto t = std::chrono::steady_clock::now();
+    callers_waiting_++;
     space_cv_.wait(lock, [&] { return queued_ == 0; });
-    stats_->drain_wait_micros.fetch_add(MicrosSince(t),
+    callers_waiting_--;
+    shared_->drain_wait_micros.fetch_add(MicrosSince(t),
                                         std::memory_order_relaxed);
   }
   return error_;
@@ -211,17 +249,20 @@ void RingmergeWriteBehindFile::WriterLoop() {
   const uint64_t cpu_start = ThreadCpuMicros();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
+    writer_waiting_ = true;
     work_cv_.wait(lock, [&] { return queued_ > 0 || stop_; });
+    writer_waiting_ = false;
     if (queued_ == 0) {
       break;  // stop_, and nothing left
     }
     Op& op = ops_[head_];
     const bool skip = !error_.ok();
+    executing_ = true;
     lock.unlock();
     // The op is the writer's alone until it is popped below.
     const auto t = std::chrono::steady_clock::now();
     IOStatus s = skip ? IOStatus::OK() : Execute(op);
-    stats_->write_micros.fetch_add(MicrosSince(t), std::memory_order_relaxed);
+    shared_->write_micros.fetch_add(MicrosSince(t), std::memory_order_relaxed);
     lock.lock();
     if (!s.ok() && error_.ok()) {
       error_ = s;
@@ -233,14 +274,25 @@ void RingmergeWriteBehindFile::WriterLoop() {
     op.options.property_bag.clear();
     head_ = (head_ + 1) % ops_.size();
     queued_--;
-    space_cv_.notify_all();
+    executing_ = false;
+    if (callers_waiting_ > 0) {
+      space_cv_.notify_all();
+    }
   }
   lock.unlock();
-  stats_->writer_cpu_micros.fetch_add(ThreadCpuMicros() - cpu_start,
+  shared_->writer_cpu_micros.fetch_add(ThreadCpuMicros() - cpu_start,
                                       std::memory_order_relaxed);
 }
 
 IOStatus RingmergeWriteBehindFile::Execute(Op& op) {
+  IOStatus s = ExecuteOne(op);
+  if (s.ok() && op.flush_after) {
+    s = target()->Flush(op.options, nullptr);
+  }
+  return s;
+}
+
+IOStatus RingmergeWriteBehindFile::ExecuteOne(Op& op) {
   const Slice data(op.buf.data, op.len);
   DataVerificationInfo v;
   v.checksum = Slice(op.checksum);
@@ -312,6 +364,22 @@ IOStatus RingmergeWriteBehindFile::PositionedAppend(
 
 IOStatus RingmergeWriteBehindFile::Flush(const IOOptions& options,
                                          IODebugContext* /*dbg*/) {
+  if (!synchronous_) {
+    // WritableFileWriter Flushes after each buffer it writes: fold that into
+    // the queued write (not yet started by the writer) it follows.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) {
+      return error_;
+    }
+    if (queued_ > 0 && (queued_ > 1 || !executing_)) {
+      Op& tail = ops_[(head_ + queued_ - 1) % ops_.size()];
+      if (tail.kind == OpKind::kAppend ||
+          tail.kind == OpKind::kPositionedAppend) {
+        tail.flush_after = true;
+        return IOStatus::OK();
+      }
+    }
+  }
   return Enqueue(OpKind::kFlush, Slice(), 0, 0, options, nullptr);
 }
 
@@ -324,8 +392,20 @@ IOStatus RingmergeWriteBehindFile::RangeSync(uint64_t offset, uint64_t nbytes,
 void RingmergeWriteBehindFile::PrepareWrite(size_t offset, size_t len,
                                             const IOOptions& options,
                                             IODebugContext* /*dbg*/) {
-  // Preallocation is a hint with no status; an error is reported by the
-  // writes themselves.
+  // FSWritableFile::PrepareWrite allocates only when a write crosses into a
+  // new preallocation block; RocksDB calls it for every appended block, so
+  // only the calls that cross are queued (the file's own PrepareWrite then
+  // does the same computation). Preallocation is a hint with no status; an
+  // error is reported by the writes themselves.
+  if (prealloc_block_size_ == 0) {
+    return;
+  }
+  const size_t new_last =
+      (offset + len + prealloc_block_size_ - 1) / prealloc_block_size_;
+  if (new_last <= last_prealloc_block_) {
+    return;
+  }
+  last_prealloc_block_ = new_last;
   Enqueue(OpKind::kPrepareWrite, Slice(), offset, len, options, nullptr)
       .PermitUncheckedError();
 }
@@ -384,6 +464,7 @@ IOStatus RingmergeWriteBehindFile::Allocate(uint64_t offset, uint64_t len,
 void RingmergeWriteBehindFile::SetPreallocationBlockSize(size_t size) {
   Drain().PermitUncheckedError();
   target()->SetPreallocationBlockSize(size);
+  target()->GetPreallocationStatus(&prealloc_block_size_, &last_prealloc_block_);
 }
 
 void RingmergeWriteBehindFile::GetPreallocationStatus(

@@ -31,9 +31,21 @@
 
 namespace ROCKSDB_NAMESPACE {
 
-// Totals over the output files of one subcompaction (shared with its files,
-// which may outlive the compaction input that reports them).
-struct RingmergeWriteBehindStats {
+// What the output files of one subcompaction share (they may outlive the
+// compaction input that reports it): their totals, and the write buffers a
+// closed file leaves for the next one, so each output file does not allocate
+// (and, through malloc, fragment) its queue afresh.
+struct RingmergeWriteBehindShared {
+  ~RingmergeWriteBehindShared();
+  std::mutex pool_mu;
+  // Free buffers: (address, capacity, alignment).
+  struct PooledBuffer {
+    char* data;
+    size_t capacity;
+    size_t alignment;
+  };
+  std::vector<PooledBuffer> pool;
+
   std::atomic<uint64_t> files{0};
   std::atomic<uint64_t> bytes{0};
   // Time the compaction thread waited: for queue space, and for the queue to
@@ -53,7 +65,7 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
   // write is always accepted, however large).
   RingmergeWriteBehindFile(std::unique_ptr<FSWritableFile> target,
                            size_t max_pending_bytes,
-                           std::shared_ptr<RingmergeWriteBehindStats> stats);
+                           std::shared_ptr<RingmergeWriteBehindShared> shared);
   ~RingmergeWriteBehindFile() override;
 
   RingmergeWriteBehindFile(const RingmergeWriteBehindFile&) = delete;
@@ -111,6 +123,9 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
   };
   struct Op {
     OpKind kind = OpKind::kFlush;
+    // An append followed by a Flush: the writer Flushes after the write (the
+    // Flush does not need an op, nor a wake-up, of its own).
+    bool flush_after = false;
     Buffer buf;
     size_t len = 0;
     uint64_t offset = 0;
@@ -127,13 +142,14 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
   IOStatus Drain();
   void WriterLoop();
   IOStatus Execute(Op& op);
+  IOStatus ExecuteOne(Op& op);
   Buffer TakeBuffer(size_t len);  // mu_ held
   void ReturnBuffer(Buffer buf);  // mu_ held
 
   const size_t max_pending_bytes_;
   const size_t alignment_;
   const bool direct_;
-  std::shared_ptr<RingmergeWriteBehindStats> stats_;
+  std::shared_ptr<RingmergeWriteBehindShared> shared_;
 
   std::mutex mu_;
   std::condition_variable work_cv_;   // writer: an op was queued, or stop
@@ -149,6 +165,17 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
   bool stop_ = false;
   // The writer thread could not be started: calls go straight to the file.
   bool synchronous_ = false;
+  // The writer is running ops_[head_] (outside the lock), or waiting for work;
+  // a caller is waiting for room or for the queue to drain. Wake-ups are
+  // futex calls: they are made only for a thread that waits.
+  bool executing_ = false;
+  bool writer_waiting_ = false;
+  int callers_waiting_ = 0;
+  // PrepareWrite's preallocation state, mirrored (as FSWritableFile keeps it)
+  // so only the calls that would allocate are queued: RocksDB makes one per
+  // appended block.
+  size_t prealloc_block_size_ = 0;
+  size_t last_prealloc_block_ = 0;
   // Buffered writes: how far the writer has started writeback
   // (sync_file_range), so the fsync at the file's end waits for the tail only.
   uint64_t written_end_ = 0;
