@@ -76,7 +76,7 @@ impl Decompressor {
     }
 
     /// Decodes the payload of a block whose trailer says `t` into `out` (its previous contents
-    /// are dropped, its capacity reused). `dict` is the file's compression dictionary (empty when
+    /// are overwritten and cut, its capacity reused). `dict` is the file's compression dictionary (empty when
     /// it has none); `dict_key` names that dictionary for this decompressor's lifetime (the file's
     /// index) so its digested ZSTD form is built once per file, not per block.
     pub fn decompress(
@@ -212,8 +212,14 @@ fn size_prefix(input: &[u8]) -> Option<(usize, &[u8])> {
 
 /// Sets `out` to `n` bytes, reusing its capacity; an impossible size is an error, not an abort.
 fn resize(out: &mut Vec<u8>, n: usize) -> Result<()> {
-    out.clear();
-    out.try_reserve(n)
+    // Only what the buffer grows by is zero-filled: every decoder overwrites the bytes it
+    // produces and the result is cut to that length, so an earlier block's bytes never show
+    // (zero-filling every block cost ~2.5% of a compressed compaction).
+    if out.len() >= n {
+        out.truncate(n);
+        return Ok(());
+    }
+    out.try_reserve(n - out.len())
         .map_err(|_| Error::corruption(format!("cannot allocate {n} bytes for a block")))?;
     out.resize(n, 0);
     Ok(())
