@@ -213,8 +213,7 @@ fn size_prefix(input: &[u8]) -> Option<(usize, &[u8])> {
 /// Sets `out` to `n` bytes, reusing its capacity; an impossible size is an error, not an abort.
 fn resize(out: &mut Vec<u8>, n: usize) -> Result<()> {
     // Only what the buffer grows by is zero-filled: every decoder overwrites the bytes it
-    // produces and the result is cut to that length, so an earlier block's bytes never show
-    // (zero-filling every block cost ~2.5% of a compressed compaction).
+    // produces and the result is cut to that length, so an earlier block's bytes never show.
     if out.len() >= n {
         out.truncate(n);
         return Ok(());

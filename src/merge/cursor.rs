@@ -13,8 +13,6 @@
 //! batch points into it any more. A chunk is pinned only if the run's held chunks, that chunk and
 //! one more read still fit the run's read depth, so the reader can always land the run's next
 //! chunk; otherwise its values are copied and it goes back as soon as the run leaves it.
-//! Values of compressed blocks are pinned in their decoded block: before the next block is
-//! decoded, a buffer that may hold pinned values is held the same way and a spare one is used.
 
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
@@ -115,12 +113,6 @@ pub struct RunCursor {
     /// The current block was compressed: its decoded payload is `scratch`, not the chunk's bytes.
     decompressed: bool,
     scratch: Vec<u8>,
-    /// `scratch` holds a decoded block whose values a readable batch may point into.
-    scratch_pinned: bool,
-    /// Decoded blocks left with values possibly referenced (with the generation from which
-    /// they can be reused), and buffers ready for the next decoded blocks.
-    held_blocks: Vec<(u64, Vec<u8>)>,
-    spare_blocks: Vec<Vec<u8>>,
     decompressor: Decompressor,
     block: DataBlockCursor,
     /// The current entry's trailer (seq << 8 | type), cached for comparisons.
@@ -163,9 +155,6 @@ impl RunCursor {
             payload: (0, 0),
             decompressed: false,
             scratch: Vec::new(),
-            scratch_pinned: false,
-            held_blocks: Vec::new(),
-            spare_blocks: Vec::new(),
             decompressor: Decompressor::new(),
             block: DataBlockCursor::new(),
             packed: 0,
@@ -179,25 +168,16 @@ impl RunCursor {
     }
 
     /// Whether the current value may be referenced where it lies (until the next-but-one
-    /// batch) instead of copied: it is in a decoded block (held until then before its buffer
-    /// is reused) or in a pinned chunk's uncompressed block.
+    /// batch) instead of copied: it is in a pinned chunk's uncompressed block, not in the
+    /// scratch buffer the next compressed block overwrites.
     pub fn value_pinnable(&self) -> bool {
-        self.decompressed || self.pin_chunk
+        self.pin_chunk && !self.decompressed
     }
 
     /// Starts batch `generation`: gives back the held chunks no readable batch points into
     /// (those left before the previous batch began).
     pub fn release_held(&mut self, reader: &mut Reader, generation: u64) {
         self.generation = generation;
-        let mut i = 0;
-        while i < self.held_blocks.len() {
-            if self.held_blocks[i].0 <= generation {
-                let buf = self.held_blocks.swap_remove(i).1;
-                self.spare_blocks.push(buf);
-            } else {
-                i += 1;
-            }
-        }
         let mut i = 0;
         while i < self.held.len() {
             if self.held[i].0 <= generation {
@@ -329,14 +309,6 @@ impl RunCursor {
             self.decompressed = false;
             self.block.reset(payload)?;
         } else {
-            if self.scratch_pinned {
-                // The previous decoded block's values may be in a readable batch: keep its
-                // buffer until they no longer are, and decode into a spare one.
-                let spare = self.spare_blocks.pop().unwrap_or_default();
-                let held = std::mem::replace(&mut self.scratch, spare);
-                self.held_blocks.push((self.generation + 2, held));
-            }
-            self.scratch_pinned = true;
             decompress_block(
                 &mut self.decompressor,
                 map,

@@ -335,11 +335,12 @@ fn pinned_values_outlive_the_next_batch() {
 }
 
 #[test]
-fn native_pins_values_of_compressed_blocks() {
+fn native_merge_of_partly_compressed_runs() {
     // The same entries in uncompressed runs and in runs whose blocks are mostly LZ4 or ZSTD: the
-    // native merge yields the same stream, pins values in the decoded blocks (whose buffers are
-    // held while a readable batch may point into them), and `drain` checks after every batch
-    // that the previous batch's values are unchanged. A small budget keeps chunks small.
+    // native merge yields the same stream, copies the values of decoded blocks (their buffer is
+    // reused for the next block) and pins those of the uncompressed ones, and `drain` checks
+    // after every batch that the previous batch's values are unchanged. A small budget keeps
+    // chunks small.
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let plain = make_runs(dir.path(), 5, 3000, 700, 11);
     for codec in [ctype::LZ4, ctype::ZSTD] {
@@ -365,7 +366,7 @@ fn native_pins_values_of_compressed_blocks() {
         assert_eq!(got.entries.len(), want.entries.len());
         assert!(got.entries == want.entries, "codec {codec}: streams differ");
         assert!(
-            got.pinned > got.copied,
+            got.pinned > 0 && got.copied > 0,
             "pinned {}, copied {}",
             got.pinned,
             got.copied
