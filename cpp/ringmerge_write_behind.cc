@@ -152,22 +152,30 @@ void RingmergeWriteBehindFile::ReturnBuffer(Buffer buf) {
   free_buffers_.push_back(buf);
 }
 
+void RingmergeWriteBehindFile::Describe(
+    Op* op, OpKind kind, size_t len, uint64_t offset, uint64_t nbytes,
+    const IOOptions& options, const DataVerificationInfo* verification_info) {
+  op->kind = kind;
+  op->flush_after = false;
+  op->len = len;
+  op->offset = offset;
+  op->nbytes = nbytes;
+  op->options = options;
+  op->has_checksum = verification_info != nullptr;
+  if (op->has_checksum) {
+    op->checksum.assign(verification_info->checksum.data(),
+                        verification_info->checksum.size());
+  }
+}
+
 IOStatus RingmergeWriteBehindFile::Enqueue(
     OpKind kind, const Slice& data, uint64_t offset, uint64_t nbytes,
     const IOOptions& options, const DataVerificationInfo* verification_info) {
   if (synchronous_) {
     Op op;
-    op.kind = kind;
+    Describe(&op, kind, data.size(), offset, nbytes, options,
+             verification_info);
     op.buf.data = const_cast<char*>(data.data());  // only read by Execute
-    op.len = data.size();
-    op.offset = offset;
-    op.nbytes = nbytes;
-    op.options = options;
-    op.has_checksum = verification_info != nullptr;
-    if (op.has_checksum) {
-      op.checksum.assign(verification_info->checksum.data(),
-                         verification_info->checksum.size());
-    }
     return Execute(op);
   }
   std::unique_lock<std::mutex> lock(mu_);
@@ -205,18 +213,8 @@ IOStatus RingmergeWriteBehindFile::Enqueue(
     pending_bytes_ += buf.capacity;
   }
   lock.unlock();
-  op.kind = kind;
+  Describe(&op, kind, len, offset, nbytes, options, verification_info);
   op.buf = buf;
-  op.len = len;
-  op.offset = offset;
-  op.nbytes = nbytes;
-  op.options = options;
-  op.has_checksum = verification_info != nullptr;
-  if (op.has_checksum) {
-    op.checksum.assign(verification_info->checksum.data(),
-                       verification_info->checksum.size());
-  }
-  op.flush_after = false;
   if (len > 0) {
     memcpy(op.buf.data, data.data(), len);
   }

@@ -135,6 +135,10 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
     IOOptions options;
   };
 
+  // Fills in a call's description (all but its buffer).
+  static void Describe(Op* op, OpKind kind, size_t len, uint64_t offset,
+                       uint64_t nbytes, const IOOptions& options,
+                       const DataVerificationInfo* verification_info);
   IOStatus Enqueue(OpKind kind, const Slice& data, uint64_t offset,
                    uint64_t nbytes, const IOOptions& options,
                    const DataVerificationInfo* verification_info);

@@ -72,30 +72,20 @@ impl Batch {
         self.entries.clear();
         self.bytes = 0;
     }
-    /// Appends an entry; its `value_addr` holds the value's offset in `data` until `seal`.
-    fn push(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+    /// Appends an entry. A copied value goes into `data` (its `value_addr` holds its offset
+    /// there until `seal`); a pinned one stays where it is, in an input chunk the run holds
+    /// until this batch and the next are no longer readable.
+    fn push(&mut self, key: &[u8], value: &[u8], pinned: bool) -> Result<()> {
         let too_big = || Error::not_supported("entry larger than 4 GiB");
         let key_offset = u32::try_from(self.data.len()).map_err(|_| too_big())?;
         self.data.extend_from_slice(key);
-        let value_offset = self.data.len() as u64;
-        self.data.extend_from_slice(value);
-        u32::try_from(self.data.len()).map_err(|_| too_big())?;
-        self.bytes += key.len() + value.len();
-        self.entries.push(BatchEntry {
-            key_offset,
-            key_len: key.len() as u32,
-            value_len: value.len() as u32,
-            pinned: 0,
-            value_addr: value_offset,
-        });
-        Ok(())
-    }
-    /// Appends an entry whose value stays where it is (in an input chunk the run holds until
-    /// this batch and the next are no longer readable).
-    fn push_pinned(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let too_big = || Error::not_supported("entry larger than 4 GiB");
-        let key_offset = u32::try_from(self.data.len()).map_err(|_| too_big())?;
-        self.data.extend_from_slice(key);
+        let value_addr = if pinned {
+            value.as_ptr() as u64
+        } else {
+            let offset = self.data.len() as u64;
+            self.data.extend_from_slice(value);
+            offset
+        };
         u32::try_from(self.data.len()).map_err(|_| too_big())?;
         let value_len = u32::try_from(value.len()).map_err(|_| too_big())?;
         self.bytes += key.len() + value.len();
@@ -103,8 +93,8 @@ impl Batch {
             key_offset,
             key_len: key.len() as u32,
             value_len,
-            pinned: 1,
-            value_addr: value.as_ptr() as u64,
+            pinned: u32::from(pinned),
+            value_addr,
         });
         Ok(())
     }
@@ -165,11 +155,7 @@ impl NativeMerge {
                 self.done = true;
                 break;
             };
-            if c.value_pinnable() {
-                batch.push_pinned(c.key(), c.value())?;
-            } else {
-                batch.push(c.key(), c.value())?;
-            }
+            batch.push(c.key(), c.value(), c.value_pinnable())?;
             self.entries += 1;
             self.merger.next(map, reader, bounds)?;
         }

@@ -695,6 +695,25 @@ fn driver_cmd(mode: &str, args: &[&str]) -> std::process::Output {
         .expect("spawn ringmerge_driver")
 }
 
+/// The driver's `compact status: <Status>` line of a `compact` run ("" if it printed none).
+fn compact_status(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("compact status:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The kind of a `compact status:` line's Status ("Corruption", "IO error", ...).
+fn status_kind(status: &str) -> String {
+    status
+        .split(':')
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// The newest L0 table of a freshly built DB (the highest file number).
 fn newest_sst(db: &Path) -> PathBuf {
     let mut ssts: Vec<_> = std::fs::read_dir(db)
@@ -769,11 +788,7 @@ fn flipped_byte_case(name: &str, extra: &[&str]) {
             !out.status.success(),
             "compaction with a flipped byte succeeded ({mode}):\n{stdout}"
         );
-        let status = stdout
-            .lines()
-            .find(|l| l.starts_with("compact status:"))
-            .unwrap_or_default()
-            .to_string();
+        let status = compact_status(&stdout);
         assert!(
             status.contains("Corruption"),
             "({mode}) expected Corruption, got: {stdout}"
@@ -806,11 +821,10 @@ fn flipped_byte_case(name: &str, extra: &[&str]) {
         );
         assert!(stdout.contains("mismatch=0"), "{stdout}");
     }
-    let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
     for accel in &statuses[1..] {
         assert_eq!(
-            kind(&statuses[0]),
-            kind(accel),
+            status_kind(&statuses[0]),
+            status_kind(accel),
             "stock and ringmerge statuses differ: {statuses:?}"
         );
     }
@@ -1132,11 +1146,7 @@ fn truncated_input_fails_like_stock_and_loses_nothing() {
             !out.status.success(),
             "compaction of a truncated input succeeded ({mode}):\n{stdout}"
         );
-        let status = stdout
-            .lines()
-            .find(|l| l.starts_with("compact status:"))
-            .unwrap_or_default()
-            .to_string();
+        let status = compact_status(&stdout);
         assert!(
             status.contains("Corruption") || status.contains("IO error"),
             "({mode}) expected Corruption or IOError: {stdout}"
@@ -1172,10 +1182,9 @@ fn truncated_input_fails_like_stock_and_loses_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
     assert_eq!(
-        kind(&statuses[0]),
-        kind(&statuses[1]),
+        status_kind(&statuses[0]),
+        status_kind(&statuses[1]),
         "stock and ringmerge statuses differ: {statuses:?}"
     );
 }
@@ -1314,11 +1323,7 @@ fn disk_full_mid_compaction_fails_like_stock_and_loses_nothing() {
                 !out.status.success(),
                 "({mode}, direct={direct}) compaction on a full disk succeeded:\n{stdout}"
             );
-            let status = stdout
-                .lines()
-                .find(|l| l.starts_with("compact status:"))
-                .unwrap_or_default()
-                .to_string();
+            let status = compact_status(&stdout);
             assert!(
                 status.contains("IO error") && status.contains("No space left on device"),
                 "({mode}, direct={direct}) expected IOError ENOSPC: {stdout}"
@@ -1351,9 +1356,12 @@ fn disk_full_mid_compaction_fails_like_stock_and_loses_nothing() {
             }
             std::fs::remove_dir_all(&db).unwrap();
         }
-        let kind = |s: &str| s.split(':').nth(1).map(str::trim).unwrap_or("").to_string();
         for accel in &statuses[1..] {
-            assert_eq!(kind(&statuses[0]), kind(accel), "{statuses:?}");
+            assert_eq!(
+                status_kind(&statuses[0]),
+                status_kind(accel),
+                "{statuses:?}"
+            );
         }
     }
 }
