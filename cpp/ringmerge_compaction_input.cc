@@ -400,6 +400,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   input.use_direct_reads = db_options.use_direct_reads;
   input.merge_in_bpf = settings.mode == ringmerge::Mode::Bpf;
   input.memory_budget = settings.memory_budget;
+  input.merge_ahead = settings.merge_ahead;
   if (start.has_value()) {
     input.has_start = true;
     input.start = ToBytes(*start);
@@ -714,6 +715,10 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.merge_engine = std::string(m.merge_engine);
   s.bpf_unavailable = std::string(m.bpf_unavailable);
   s.bpf_calls = m.bpf_calls;
+  s.ahead = m.ahead;
+  s.ahead_wait_micros = m.ahead_wait_micros;
+  s.ahead_cpu_micros = m.ahead_cpu_micros;
+  s.ahead_unavailable = std::string(m.ahead_unavailable);
   s.wrapped_fs = rep_->wrapped_fs;
   const RingmergeWriteBehindShared& wb = *rep_->write_behind;
   s.write_behind_limit = rep_->write_behind_limit;
@@ -748,6 +753,16 @@ std::string RingmergeSummary::ToString() const {
   }
   if (!bpf_unavailable.empty()) {
     out += " bpf_unavailable=\"" + bpf_unavailable + "\"";
+  }
+  if (ahead) {
+    snprintf(buf, sizeof(buf),
+             " merge_ahead=on ahead_wait_ms=%.1f ahead_cpu_ms=%.1f",
+             ahead_wait_micros / 1000.0, ahead_cpu_micros / 1000.0);
+    out += buf;
+  } else if (!ahead_unavailable.empty()) {
+    out += " merge_ahead_unavailable=\"" + ahead_unavailable + "\"";
+  } else {
+    out += " merge_ahead=off";
   }
   if (!wrapped_fs.empty()) {
     // The operator chose RINGMERGE_WRAPPED_FS=verify: say whose reads were
@@ -805,6 +820,9 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.backend = s.backend;
   total_.merge_engine = s.merge_engine;
   total_.bpf_calls += s.bpf_calls;
+  total_.ahead = total_.ahead || s.ahead;
+  total_.ahead_wait_micros += s.ahead_wait_micros;
+  total_.ahead_cpu_micros += s.ahead_cpu_micros;
   total_.runs += s.runs;
   total_.files += s.files;
   total_.blocks += s.blocks;
@@ -853,6 +871,9 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
     stream << "ringmerge_io_uring_enter_calls" << total_.io_uring_enter_calls;
     stream << "ringmerge_read_wait_micros" << total_.wait_micros;
     stream << "ringmerge_merge_micros" << total_.merge_micros;
+    stream << "ringmerge_merge_ahead" << (total_.ahead ? "on" : "off");
+    stream << "ringmerge_merge_ahead_wait_micros" << total_.ahead_wait_micros;
+    stream << "ringmerge_merge_ahead_cpu_micros" << total_.ahead_cpu_micros;
     stream << "ringmerge_write_behind" << total_.write_behind_limit;
     stream << "ringmerge_write_behind_bytes" << total_.write_behind_bytes;
     stream << "ringmerge_write_behind_wait_micros"

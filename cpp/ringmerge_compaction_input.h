@@ -59,6 +59,14 @@ struct RingmergeSummary {
   std::string merge_engine;
   std::string bpf_unavailable;
   uint64_t bpf_calls = 0;
+  // Merge-ahead (RINGMERGE_MERGE_AHEAD): whether the merge ran on the
+  // compaction thread's companion thread, how long the compaction thread
+  // waited for its batches, the companion's CPU time, and why it was asked
+  // for but not used.
+  bool ahead = false;
+  uint64_t ahead_wait_micros = 0;
+  uint64_t ahead_cpu_micros = 0;
+  std::string ahead_unavailable;
   // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
   // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
   std::string wrapped_fs;

@@ -5,6 +5,7 @@
 //! Nothing here throws: failures come back as a [`ffi::MergeStatus`] the C++ side turns into a
 //! RocksDB `Status`, and every entry point catches panics so none unwinds into C++.
 
+use crate::ahead::{Failure, MergeAhead};
 use crate::block::checksum::ChecksumType;
 use crate::block::BlockHandle;
 use crate::compaction::{CompactionSpec, MergeChoice, MergeSession, DEFAULT_MEMORY_BUDGET};
@@ -53,6 +54,9 @@ pub(crate) mod ffi {
         memory_budget: u64,
         /// Merge in the BPF program (`Mode::Bpf`), natively if it cannot be loaded.
         merge_in_bpf: bool,
+        /// Run the merge on the compaction thread's companion, batches made ahead
+        /// (`RINGMERGE_MERGE_AHEAD`, on by default).
+        merge_ahead: bool,
     }
 
     enum StatusCode {
@@ -85,6 +89,8 @@ pub(crate) mod ffi {
         /// Bytes of output writes an accelerated compaction may queue behind its table builder
         /// (`RINGMERGE_WRITE_BEHIND`); 0 writes synchronously, as stock.
         write_behind: u64,
+        /// `RINGMERGE_MERGE_AHEAD`: merge on a companion thread of the compaction thread.
+        merge_ahead: bool,
         /// Empty, or why the environment's setting was not understood.
         warning: String,
     }
@@ -124,6 +130,14 @@ pub(crate) mod ffi {
         bpf_unavailable: String,
         /// BPF program runs (one test_run syscall each).
         bpf_calls: u64,
+        /// The merge ran on the companion thread (merge-ahead).
+        ahead: bool,
+        /// Time the compaction thread waited for batches made ahead.
+        ahead_wait_micros: u64,
+        /// The companion thread's CPU time for this merge.
+        ahead_cpu_micros: u64,
+        /// Why merge-ahead was asked for but the merge ran in line; empty otherwise.
+        ahead_unavailable: String,
     }
 
     /// RINGMERGE_WRAPPED_FS: what to do when the DB's FileSystem is not the default POSIX one.
@@ -175,14 +189,22 @@ pub(crate) mod ffi {
     }
 }
 
+/// A merge session in line on the compaction thread, or on its companion (merge-ahead).
+enum Session {
+    Inline(Box<MergeSession>),
+    Ahead(MergeAhead),
+}
+
 pub struct CompactionMerge {
-    session: Option<MergeSession>,
+    session: Option<Session>,
+    /// Why merge-ahead was asked for and not used.
+    ahead_unavailable: Option<String>,
     error: Option<Error>,
     /// Set when a panic was caught; the session is not touched again.
     internal: Option<String>,
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -232,10 +254,19 @@ fn settings_from_env() -> ffi::Settings {
             }
         },
     };
+    let merge_ahead = match std::env::var("RINGMERGE_MERGE_AHEAD").as_deref() {
+        Err(_) | Ok("") | Ok("on") => true,
+        Ok("off") => false,
+        Ok(v) => {
+            warning = format!("RINGMERGE_MERGE_AHEAD={v} is not off|on: using on");
+            true
+        }
+    };
     ffi::Settings {
         mode,
         memory_budget,
         write_behind,
+        merge_ahead,
         warning,
     }
 }
@@ -346,26 +377,38 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
 }
 
 fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        spec_from_input(input).and_then(MergeSession::open)
+    let mut merge = CompactionMerge {
+        session: None,
+        ahead_unavailable: None,
+        error: None,
+        internal: None,
+    };
+    let ahead = input.merge_ahead;
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Session, Failure> {
+        let spec = spec_from_input(input).map_err(Failure::Error)?;
+        if !ahead {
+            return MergeSession::open(spec)
+                .map(|s| Session::Inline(Box::new(s)))
+                .map_err(Failure::Error);
+        }
+        match MergeAhead::open(spec) {
+            Ok(opened) => opened.map(Session::Ahead),
+            Err((spec, why)) => {
+                log::warn!("ringmerge: merging in line: {why}");
+                merge.ahead_unavailable = Some(why);
+                MergeSession::open(spec)
+                    .map(|s| Session::Inline(Box::new(s)))
+                    .map_err(Failure::Error)
+            }
+        }
     }));
-    Box::new(match outcome {
-        Ok(Ok(session)) => CompactionMerge {
-            session: Some(session),
-            error: None,
-            internal: None,
-        },
-        Ok(Err(e)) => CompactionMerge {
-            session: None,
-            error: Some(e),
-            internal: None,
-        },
-        Err(p) => CompactionMerge {
-            session: None,
-            error: None,
-            internal: Some(panic_message(p)),
-        },
-    })
+    match outcome {
+        Ok(Ok(session)) => merge.session = Some(session),
+        Ok(Err(Failure::Error(e))) => merge.error = Some(e),
+        Ok(Err(Failure::Panic(m))) => merge.internal = Some(m),
+        Err(p) => merge.internal = Some(panic_message(p)),
+    }
+    Box::new(merge)
 }
 
 impl CompactionMerge {
@@ -388,12 +431,12 @@ impl CompactionMerge {
 
     /// The session for read-only queries (batch slices, figures): still readable after a merge
     /// error, so the LOG line can report how far it got, but not after a caught panic.
-    fn readable(&self) -> Option<&MergeSession> {
+    fn readable(&self) -> Option<&Session> {
         self.session.as_ref().filter(|_| self.internal.is_none())
     }
 
     /// The session for advancing: only while neither an error nor a panic happened.
-    fn live_session(&mut self) -> Option<&mut MergeSession> {
+    fn live_session(&mut self) -> Option<&mut Session> {
         if self.error.is_some() || self.internal.is_some() {
             return None;
         }
@@ -404,10 +447,18 @@ impl CompactionMerge {
         let Some(session) = self.live_session() else {
             return false;
         };
-        match catch_unwind(AssertUnwindSafe(|| session.next_batch())) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| match session {
+            Session::Inline(s) => s.next_batch().map_err(Failure::Error),
+            Session::Ahead(a) => a.next_batch(),
+        }));
+        match outcome {
             Ok(Ok(more)) => more,
-            Ok(Err(e)) => {
+            Ok(Err(Failure::Error(e))) => {
                 self.error = Some(e);
+                false
+            }
+            Ok(Err(Failure::Panic(m))) => {
+                self.internal = Some(m);
                 false
             }
             Err(p) => {
@@ -418,27 +469,38 @@ impl CompactionMerge {
     }
 
     fn batch_data(&self) -> &[u8] {
-        self.readable().map_or(&[], MergeSession::batch_data)
+        match self.readable() {
+            Some(Session::Inline(s)) => s.batch_data(),
+            Some(Session::Ahead(a)) => a.batch_data(),
+            None => &[],
+        }
     }
 
     fn batch_entries(&self) -> &[ffi::BatchEntry] {
-        self.readable().map_or(&[], MergeSession::batch_entries)
+        match self.readable() {
+            Some(Session::Inline(s)) => s.batch_entries(),
+            Some(Session::Ahead(a)) => a.batch_entries(),
+            None => &[],
+        }
     }
 
     fn take_bytes_read(&mut self) -> u64 {
         if self.internal.is_some() {
             return 0;
         }
-        self.session
-            .as_mut()
-            .map_or(0, MergeSession::take_bytes_read)
+        match self.session.as_mut() {
+            Some(Session::Inline(s)) => s.take_bytes_read(),
+            Some(Session::Ahead(a)) => a.take_bytes_read(),
+            None => 0,
+        }
     }
 
     fn summary(&self) -> ffi::MergeSummary {
-        let s = self
-            .readable()
-            .map(MergeSession::summary)
-            .unwrap_or_default();
+        let s = match self.readable() {
+            Some(Session::Inline(s)) => s.summary(),
+            Some(Session::Ahead(a)) => a.summary(),
+            None => Default::default(),
+        };
         ffi::MergeSummary {
             backend: s.backend.to_owned(),
             io_uring_fallback_reason: s.fallback_reason.unwrap_or_default(),
@@ -456,6 +518,10 @@ impl CompactionMerge {
             merge_engine: s.merge_engine.to_owned(),
             bpf_unavailable: s.bpf_unavailable.unwrap_or_default(),
             bpf_calls: s.bpf_calls,
+            ahead: s.ahead,
+            ahead_wait_micros: s.ahead_wait.as_micros() as u64,
+            ahead_cpu_micros: s.ahead_cpu.as_micros() as u64,
+            ahead_unavailable: self.ahead_unavailable.clone().unwrap_or_default(),
         }
     }
 }

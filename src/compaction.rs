@@ -98,6 +98,15 @@ impl Batch {
         });
         Ok(())
     }
+    /// Entry `i` as (internal key, value), for a batch whose values were all copied (merge-ahead).
+    pub fn owned_entry(&self, i: usize) -> (&[u8], &[u8]) {
+        let e = &self.entries[i];
+        assert_eq!(e.pinned, 0, "a batch made ahead pins nothing");
+        let key = &self.data[e.key_offset as usize..][..e.key_len as usize];
+        let at = (e.value_addr - self.data.as_ptr() as u64) as usize;
+        (key, &self.data[at..][..e.value_len as usize])
+    }
+
     /// Turns the copied values' offsets into addresses, once `data` stops growing.
     fn seal(&mut self) {
         let base = self.data.as_ptr() as u64;
@@ -129,6 +138,12 @@ pub struct Summary {
     pub bpf_unavailable: Option<String>,
     /// BPF program runs (test_run calls); 0 for the native merge.
     pub bpf_calls: u64,
+    /// The session ran on the compaction thread's companion (merge-ahead, ahead.rs).
+    pub ahead: bool,
+    /// Time the compaction thread waited for a batch made ahead.
+    pub ahead_wait: Duration,
+    /// CPU time of the companion thread for this merge.
+    pub ahead_cpu: Duration,
 }
 
 /// The native merge with its double-buffered batches.
@@ -140,6 +155,8 @@ struct NativeMerge {
     entries: u64,
     /// Batches begun so far; the runs' held chunks are given back by it.
     generation: u64,
+    /// Whether the merger may pin values (else every batch owns its bytes).
+    pins: bool,
 }
 
 impl NativeMerge {
@@ -148,7 +165,20 @@ impl NativeMerge {
         self.generation += 1;
         self.merger.release_held(reader, self.generation);
         self.current ^= 1;
-        let batch = &mut self.batches[self.current];
+        let mut batch = std::mem::take(&mut self.batches[self.current]);
+        let filled = self.fill(&mut batch, map, reader, bounds);
+        self.batches[self.current] = batch;
+        filled
+    }
+
+    /// Merges about [`BATCH_BYTES`] of entries into `batch` (cleared first).
+    fn fill(
+        &mut self,
+        batch: &mut Batch,
+        map: &SstMap,
+        reader: &mut Reader,
+        bounds: &Bounds,
+    ) -> Result<bool> {
         batch.clear();
         while !self.done && batch.bytes < BATCH_BYTES {
             let Some(c) = self.merger.current() else {
@@ -217,6 +247,12 @@ impl MergeSession {
     /// Plans the reads, starts them, and positions every run on its first entry. Everything that
     /// can make the accelerated path refuse a compaction happens here, before any output exists.
     pub fn open(spec: CompactionSpec) -> Result<MergeSession> {
+        Self::open_with(spec, true)
+    }
+
+    /// [`open`](Self::open); without `pin_values` every batch owns all its bytes (the native
+    /// merge copies every value), so batches may outlive the two-batch window (merge-ahead).
+    pub fn open_with(spec: CompactionSpec, pin_values: bool) -> Result<MergeSession> {
         let t0 = Instant::now();
         let nruns = spec.runs.len().max(1);
         // The BPF merge needs its program loaded (once per process); without it, merge natively
@@ -255,12 +291,13 @@ impl MergeSession {
                 Engine::Bpf(BpfMerge::new(e, sel, &map, &mut reader, &spec.bounds)?)
             }
             None => Engine::Native(NativeMerge {
-                merger: Merger::new(&map, &mut reader, &spec.bounds)?,
+                merger: Merger::new(&map, &mut reader, &spec.bounds, pin_values)?,
                 batches: [Batch::default(), Batch::default()],
                 current: 0,
                 done: false,
                 entries: 0,
                 generation: 0,
+                pins: pin_values,
             }),
         };
         Ok(MergeSession {
@@ -284,6 +321,28 @@ impl MergeSession {
         };
         self.busy += t0.elapsed();
         more
+    }
+
+    /// Fills `out` with the next batch, every value copied into it, so `out` stays readable
+    /// however long its owner keeps it; false (and `out` empty) once the stream is exhausted.
+    pub fn next_batch_into(&mut self, out: &mut Batch) -> Result<bool> {
+        if let Engine::Native(n) = &mut self.engine {
+            if !n.pins {
+                // Nothing pinned: merge straight into `out`.
+                let t0 = Instant::now();
+                let more = n.fill(out, &self.map, &mut self.reader, &self.bounds);
+                self.busy += t0.elapsed();
+                return more;
+            }
+        }
+        let more = self.next_batch()?;
+        out.clear();
+        for i in 0..self.batch_entries().len() {
+            let (key, value) = self.batch_entry(i);
+            out.push(key, value, false)?;
+        }
+        out.seal();
+        Ok(more)
     }
 
     /// The current batch's key bytes (and, for the native merge, its values).
@@ -355,6 +414,7 @@ impl MergeSession {
                 Engine::Native(_) => 0,
                 Engine::Bpf(b) => b.calls,
             },
+            ..Summary::default()
         }
     }
 }

@@ -4,9 +4,11 @@
 //! [`sst_map`] (which blocks of which files, in which sorted run) -> [`reader`] (batched,
 //! coalesced reads through io_uring, or pread where io_uring is unavailable) -> [`block`]
 //! (trailer checksums, data block decoding) -> [`merge`] (internal-key order merge of the runs)
-//! -> [`compaction`] (one compaction's session, producing batches for the C++ side) -> [`bridge`]
-//! (the cxx contract with the patched RocksDB).
+//! -> [`compaction`] (one compaction's session, producing batches for the C++ side) -> [`ahead`]
+//! (the session on a companion thread, batches handed over a few ahead) -> [`bridge`] (the cxx
+//! contract with the patched RocksDB).
 
+pub mod ahead;
 pub mod block;
 mod bridge;
 pub mod compaction;

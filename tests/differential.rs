@@ -97,9 +97,10 @@ fn ringmerge_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("ringmerge:")).collect()
 }
 
-/// Runs a scenario with stock RocksDB (`off`), the native merge and the BPF merge, checks all
-/// three outputs are identical, and returns the native and BPF runs' LOGs (concatenated, so the
-/// LOG assertions below hold for both).
+/// Runs a scenario with stock RocksDB (`off`), the native merge and the BPF merge (both on the
+/// merge-ahead companion thread, the default) and the native merge in line on the compaction
+/// thread (`RINGMERGE_MERGE_AHEAD=off`), checks all four outputs are identical, and returns the
+/// accelerated runs' LOGs (concatenated, so the LOG assertions below hold for all).
 fn differential(name: &str, args: &[&str]) -> String {
     let dir = scratch(name);
     let stock = run_mode(&dir, "off", args);
@@ -125,7 +126,22 @@ fn differential(name: &str, args: &[&str]) -> String {
             );
         }
     }
-    format!("{}{}", native.log, bpf.log)
+    let mut cmd = Command::new(driver());
+    cmd.env("RINGMERGE_MERGE_AHEAD", "off");
+    let inline = run_mode_with(&dir, "native", args, cmd);
+    assert_same_dump(&stock.dump, &inline.dump, &dir);
+    for (log, want) in [
+        (&native.log, "merge_ahead=on"),
+        (&bpf.log, "merge_ahead=on"),
+        (&inline.log, "merge_ahead=off"),
+    ] {
+        for l in ringmerge_lines(log) {
+            if l.contains("ringmerge: accelerated") {
+                assert!(l.contains(want), "expected {want}: {l}");
+            }
+        }
+    }
+    format!("{}{}{}", native.log, bpf.log, inline.log)
 }
 
 /// Every subcompaction was accelerated: at least one accelerated line, no fallback.

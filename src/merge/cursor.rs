@@ -123,6 +123,9 @@ pub struct RunCursor {
     pub blocks_decompressed: u64,
     /// Values of the current chunk's uncompressed blocks may be referenced in place.
     pin_chunk: bool,
+    /// Whether values may be pinned at all: not when the batches are made on another thread
+    /// (merge-ahead), where a batch must own its bytes.
+    pin_values: bool,
     /// Chunks left with values possibly referenced, with the batch generation from which they
     /// can be given back.
     held: Vec<(u64, Chunk)>,
@@ -146,7 +149,7 @@ fn payload_of<'a>(
 }
 
 impl RunCursor {
-    pub fn new(run: usize) -> Self {
+    pub fn new(run: usize, pin_values: bool) -> Self {
         RunCursor {
             run,
             chunk_index: 0,
@@ -162,6 +165,7 @@ impl RunCursor {
             blocks_decoded: 0,
             blocks_decompressed: 0,
             pin_chunk: false,
+            pin_values,
             held: Vec::new(),
             generation: 0,
         }
@@ -281,7 +285,8 @@ impl RunCursor {
             match reader.next_chunk(self.run)? {
                 Some(chunk) => {
                     let last = self.chunk_index + 1 >= map.runs[self.run].len();
-                    self.pin_chunk = last || self.held.len() + 2 <= reader.depth_of(self.run);
+                    self.pin_chunk = self.pin_values
+                        && (last || self.held.len() + 2 <= reader.depth_of(self.run));
                     self.chunk = Some(chunk);
                     self.next_block = 0;
                     if !self.open_next_block(map)? {

@@ -39,11 +39,17 @@ pub struct Merger {
 }
 
 impl Merger {
-    /// Positions every run on its first entry in bounds.
-    pub fn new(map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<Merger> {
+    /// Positions every run on its first entry in bounds. With `pin_values`, entries of
+    /// uncompressed blocks may be handed on where they lie (see cursor.rs, pinned values).
+    pub fn new(
+        map: &SstMap,
+        reader: &mut Reader,
+        bounds: &Bounds,
+        pin_values: bool,
+    ) -> Result<Merger> {
         let mut cursors = Vec::with_capacity(map.runs.len());
         for run in 0..map.runs.len() {
-            let mut c = RunCursor::new(run);
+            let mut c = RunCursor::new(run, pin_values);
             c.seek_to_first(map, reader, bounds)?;
             cursors.push(c);
         }

@@ -3,6 +3,7 @@
 //! CAP_BPF + CAP_PERFMON (root here); without them the tests fail with the loader's reason.
 
 use super::{engine, Selection};
+use crate::ahead::{Failure, MergeAhead};
 use crate::block::checksum::ChecksumType;
 use crate::block::compression::ctype;
 use crate::block::compression::testutil::compress;
@@ -135,6 +136,49 @@ struct Drained {
 }
 
 fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize) -> Drained {
+    drain_with(runs, bounds, merge, budget, false)
+}
+
+/// A session in line, or on the companion thread (merge-ahead).
+enum Source {
+    Inline(Box<MergeSession>),
+    Ahead(MergeAhead),
+}
+
+impl Source {
+    fn next_batch(&mut self) -> bool {
+        match self {
+            Source::Inline(s) => s.next_batch().expect("batch"),
+            Source::Ahead(a) => a.next_batch().expect("batch"),
+        }
+    }
+    fn entries(&self) -> &[crate::compaction::BatchEntry] {
+        match self {
+            Source::Inline(s) => s.batch_entries(),
+            Source::Ahead(a) => a.batch_entries(),
+        }
+    }
+    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
+        match self {
+            Source::Inline(s) => s.batch_entry(i),
+            Source::Ahead(a) => a.batch_entry(i),
+        }
+    }
+    fn summary(&self) -> crate::compaction::Summary {
+        match self {
+            Source::Inline(s) => s.summary(),
+            Source::Ahead(a) => a.summary(),
+        }
+    }
+}
+
+fn drain_with(
+    runs: &[SortedRun],
+    bounds: &Bounds,
+    merge: MergeChoice,
+    budget: usize,
+    ahead: bool,
+) -> Drained {
     let spec = CompactionSpec {
         runs: runs.to_vec(),
         bounds: bounds.clone(),
@@ -143,13 +187,20 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize)
         backend: Backend::Auto,
         merge,
     };
-    let mut s = MergeSession::open(spec).expect("open");
+    let mut s = if ahead {
+        match MergeAhead::open(spec) {
+            Ok(opened) => Source::Ahead(opened.expect("open")),
+            Err((_, why)) => panic!("no merge-ahead thread: {why}"),
+        }
+    } else {
+        Source::Inline(Box::new(MergeSession::open(spec).expect("open")))
+    };
     let mut out: Entries = Vec::new();
     // The previous batch's values by address (and where they are in `out`), to check they
     // survive the making of the next batch: the contract C++ relies on, pinned values included.
     let mut previous: Vec<(u64, usize, usize)> = Vec::new();
     let (mut pinned, mut copied) = (0usize, 0usize);
-    while s.next_batch().expect("batch") {
+    while s.next_batch() {
         for &(addr, len, at) in &previous {
             // SAFETY: the batch before the current one stays readable until the next
             // next_batch (BatchEntry's contract, which this checks); len > 0 (see below).
@@ -157,9 +208,9 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize)
             assert_eq!(now, &out[at].1[..], "a previous batch's value changed");
         }
         previous.clear();
-        for i in 0..s.batch_entries().len() {
-            let (k, v) = s.batch_entry(i);
-            if s.batch_entries()[i].pinned != 0 {
+        for i in 0..s.entries().len() {
+            let (k, v) = s.entry(i);
+            if s.entries()[i].pinned != 0 {
                 pinned += 1;
             } else {
                 copied += 1;
@@ -230,6 +281,22 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
         assert!(bpf.pinned > 0, "{sel:?} k={k}: no value was pinned");
         pinned += bpf.pinned;
         copied += bpf.copied;
+    }
+    // Merge-ahead: the same stream from the companion thread, every value owned by its batch.
+    for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
+        let ahead = drain_with(runs, bounds, merge, budget, true);
+        assert_eq!(
+            ahead.entries.len(),
+            native.entries.len(),
+            "ahead {merge:?} k={k}"
+        );
+        for (i, (a, b)) in ahead.entries.iter().zip(&native.entries).enumerate() {
+            assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs");
+        }
+        assert_eq!(
+            ahead.pinned, 0,
+            "ahead {merge:?}: a value made ahead is pinned"
+        );
     }
     (pinned, copied)
 }
@@ -569,13 +636,27 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 backend: Backend::Auto,
                 merge,
             };
-            let outcome = MergeSession::open(spec).and_then(|mut s| {
+            let outcome = MergeSession::open(spec.clone()).and_then(|mut s| {
                 while s.next_batch()? {}
                 Ok(())
             });
             match outcome {
                 Err(crate::Error::Corruption(m)) => eprintln!("{name} {merge:?}: {m}"),
                 other => panic!("{name} {merge:?}: expected Corruption, got {other:?}"),
+            }
+            // The same error through merge-ahead, from the companion thread.
+            let outcome = match MergeAhead::open(spec) {
+                Err((_, why)) => panic!("no merge-ahead thread: {why}"),
+                Ok(opened) => opened.and_then(|mut a| {
+                    while a.next_batch()? {}
+                    Ok(())
+                }),
+            };
+            match outcome {
+                Err(Failure::Error(crate::Error::Corruption(m))) => {
+                    eprintln!("{name} {merge:?} ahead: {m}")
+                }
+                other => panic!("{name} {merge:?} ahead: expected Corruption, got {other:?}"),
             }
         }
     }
@@ -597,5 +678,50 @@ fn private_engine_loads_and_tears_down() {
         let (live, _) = e.arena().usage();
         assert_eq!(live, 0);
         drop(e);
+    }
+}
+
+/// Merge-ahead under the ways a compaction ends: a consumer that stops after one batch (the
+/// companion stops and its session is gone when the drop returns), a second merge opened while
+/// the first is alive on the same thread (it gets a companion of its own instead of queueing
+/// behind the first, which would deadlock), and the thread's companion serving the next merge.
+#[test]
+fn merge_ahead_stops_early_and_serves_overlapping_merges() {
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let runs = make_runs(dir.path(), 4, 4000, 400, 11);
+    let spec = || CompactionSpec {
+        runs: runs.clone(),
+        bounds: Bounds::default(),
+        direct: false,
+        memory_budget: 8 << 20,
+        backend: Backend::Auto,
+        merge: MergeChoice::Native,
+    };
+    let open = |spec| match MergeAhead::open(spec) {
+        Ok(opened) => opened.expect("open"),
+        Err((_, why)) => panic!("no merge-ahead thread: {why}"),
+    };
+    let want = drain(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20).entries;
+    for _ in 0..3 {
+        let mut first = open(spec());
+        assert!(first.next_batch().expect("batch"));
+        let (k0, _) = first.batch_entry(0);
+        assert_eq!(k0, &want[0].0[..]);
+        // A second merge while the first is alive, drained completely.
+        let mut second = open(spec());
+        let mut n = 0;
+        while second.next_batch().expect("batch") {
+            for i in 0..second.batch_entries().len() {
+                let (k, v) = second.batch_entry(i);
+                assert!(k == &want[n].0[..] && v == &want[n].1[..], "entry {n}");
+                n += 1;
+            }
+        }
+        assert_eq!(n, want.len());
+        let s = second.summary();
+        assert!(s.ahead && s.entries as usize == want.len());
+        drop(second);
+        // The first stops mid-stream.
+        drop(first);
     }
 }

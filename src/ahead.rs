@@ -1,0 +1,375 @@
+//! Merge-ahead: a compaction's merge session runs on a companion thread of the compaction
+//! thread, a few batches ahead of RocksDB's `CompactionIterator`.
+//!
+//! Once the reads overlapped the merge, the compaction thread still did all of ringmerge's CPU
+//! work in line with RocksDB's: reaping reads (for buffered files the page-cache copy happens in
+//! that `io_uring_enter`), verifying checksums, decompressing and merging. In a compressed
+//! compaction that was about a quarter of the thread, beside RocksDB's own output compression.
+//! Here that work runs on a second core while the compaction thread builds the output.
+//!
+//! Every compaction thread gets one companion thread (`ringmerge-ahead`), made on first use and
+//! kept, so its cached io_uring is again one ring per compaction thread. The merged stream is
+//! the same: the session, its reads and its merge are unchanged; only the batches are handed
+//! over. A batch made ahead owns all its bytes (the merge copies every value, nothing is pinned
+//! in input chunks), so it can wait in the queue; C++ still sees the usual contract, the previous
+//! batch readable until the next-but-one `next_batch`.
+//!
+//! Everything that can refuse the compaction still happens in `open`, which waits for the
+//! session to open on the companion. Errors and panics of the companion come back through the
+//! handoff as the inline session would return them, and dropping the consumer stops the
+//! companion and waits until the session (files, ring, buffers) is gone.
+
+use crate::compaction::{Batch, BatchEntry, CompactionSpec, MergeSession, Summary};
+use crate::error::Error;
+use parking_lot::{Condvar, Mutex};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Batches the companion may have ready before the consumer takes them.
+pub const AHEAD_BATCHES: usize = 2;
+/// Batches in play: the consumer's current and previous one, the ready ones, the one being made.
+const SLOTS: usize = AHEAD_BATCHES + 3;
+
+/// Why a merge-ahead session stopped early.
+#[derive(Debug)]
+pub enum Failure {
+    Error(Error),
+    /// A panic caught on the companion thread, with its message.
+    Panic(String),
+}
+
+enum End {
+    Exhausted,
+    Stopped,
+    Failed(Failure),
+}
+
+struct Ready {
+    batch: Batch,
+    bytes_read: u64,
+}
+
+#[derive(Default)]
+struct State {
+    opened: bool,
+    ready: VecDeque<Ready>,
+    free: Vec<Batch>,
+    /// Set by the consumer when it will take no more batches.
+    stop: bool,
+    /// Set by the companion once the session is dropped: nothing of it is alive any more.
+    end: Option<End>,
+    /// Bytes read that no ready batch carries (those of the last, empty batch).
+    tail_bytes_read: u64,
+    summary: Summary,
+    companion_cpu: Duration,
+}
+
+struct Handoff {
+    state: Mutex<State>,
+    /// Signals the consumer: a batch is ready, the session opened, or the companion ended.
+    to_consumer: Condvar,
+    /// Signals the companion: a batch slot is free, or stop.
+    to_companion: Condvar,
+}
+
+struct Job {
+    spec: CompactionSpec,
+    handoff: Arc<Handoff>,
+    /// The companion's busy flag, cleared when this job's session is gone.
+    busy: Arc<AtomicBool>,
+}
+
+/// A companion thread and the queue of jobs it runs, one merge at a time.
+struct Companion {
+    jobs: mpsc::Sender<Job>,
+    /// A job runs (from open until its session is dropped).
+    busy: Arc<AtomicBool>,
+}
+
+impl Companion {
+    fn spawn() -> std::io::Result<Companion> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let busy = Arc::new(AtomicBool::new(false));
+        std::thread::Builder::new()
+            .name("ringmerge-ahead".to_owned())
+            .spawn(move || {
+                // Ends when the compaction thread (its thread-local sender) goes away.
+                while let Ok(job) = queue.recv() {
+                    run(job);
+                }
+            })?;
+        Ok(Companion { jobs, busy })
+    }
+}
+
+thread_local! {
+    static COMPANION: RefCell<Option<Companion>> = const { RefCell::new(None) };
+}
+
+/// Hands `job` to this thread's companion (made on first use). A second merge alive on the same
+/// thread gets a companion of its own, which ends with that job. Err gives the spec back when no
+/// thread could be made.
+fn submit(spec: CompactionSpec, handoff: Arc<Handoff>) -> Result<(), (CompactionSpec, String)> {
+    let mut job = Some(Job {
+        spec,
+        handoff,
+        busy: Arc::new(AtomicBool::new(true)),
+    });
+    let cached = COMPANION.try_with(|slot| -> Result<(), String> {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                Companion::spawn()
+                    .map_err(|e| format!("cannot start the merge-ahead thread: {e}"))?,
+            );
+        }
+        let companion = slot.as_ref().expect("made above");
+        if companion.busy.swap(true, Ordering::AcqRel) {
+            return Ok(()); // busy: `job` stays for a private companion
+        }
+        let mut j = job.take().expect("not sent yet");
+        j.busy = companion.busy.clone();
+        match companion.jobs.send(j) {
+            Ok(()) => Ok(()),
+            Err(mpsc::SendError(back)) => {
+                // The thread is gone (it cannot panic: `run` catches); make a new one next time.
+                *slot = None;
+                job = Some(back);
+                Err("the merge-ahead thread ended".to_owned())
+            }
+        }
+    });
+    let job = match (cached, job) {
+        (_, None) => return Ok(()),
+        (Ok(Err(why)), Some(job)) => return Err((job.spec, why)),
+        // Busy, or thread-local storage being torn down: a companion of its own.
+        (_, Some(job)) => job,
+    };
+    let companion = match Companion::spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Err((
+                job.spec,
+                format!("cannot start the merge-ahead thread: {e}"),
+            ))
+        }
+    };
+    // Dropping the sender after this job lets the private thread end with it.
+    companion
+        .jobs
+        .send(job)
+        .map_err(|mpsc::SendError(job)| (job.spec, "the merge-ahead thread ended".to_owned()))
+}
+
+/// Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`) of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer to a local.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The companion's side of one merge: open the session, then make batches into free slots until
+/// the stream ends, the consumer stops, or something fails.
+fn run(job: Job) {
+    let Job {
+        spec,
+        handoff,
+        busy,
+    } = job;
+    let cpu0 = thread_cpu();
+    let outcome = catch_unwind(AssertUnwindSafe(|| produce(spec, &handoff, cpu0)));
+    let end = match outcome {
+        Ok(Ok(end)) => end,
+        Ok(Err(e)) => End::Failed(Failure::Error(e)),
+        Err(p) => End::Failed(Failure::Panic(crate::bridge::panic_message(p))),
+    };
+    // Free before the consumer can see the end, so its next merge finds the companion idle.
+    busy.store(false, Ordering::Release);
+    let mut st = handoff.state.lock();
+    st.companion_cpu = thread_cpu().saturating_sub(cpu0);
+    st.end = Some(end);
+    handoff.to_consumer.notify_all();
+}
+
+fn produce(spec: CompactionSpec, handoff: &Handoff, cpu0: Duration) -> Result<End, Error> {
+    let mut session = MergeSession::open_with(spec, false)?;
+    {
+        let mut st = handoff.state.lock();
+        st.summary = session.summary();
+        st.opened = true;
+        handoff.to_consumer.notify_all();
+    }
+    loop {
+        let mut batch = {
+            let mut st = handoff.state.lock();
+            loop {
+                if st.stop {
+                    st.summary = session.summary();
+                    return Ok(End::Stopped);
+                }
+                if let Some(b) = st.free.pop() {
+                    break b;
+                }
+                handoff.to_companion.wait(&mut st);
+            }
+        };
+        let made = session.next_batch_into(&mut batch);
+        let bytes_read = session.take_bytes_read();
+        let summary = session.summary();
+        let cpu = thread_cpu().saturating_sub(cpu0);
+        let mut st = handoff.state.lock();
+        st.summary = summary;
+        st.companion_cpu = cpu;
+        match made {
+            Ok(true) => st.ready.push_back(Ready { batch, bytes_read }),
+            Ok(false) => {
+                st.tail_bytes_read += bytes_read;
+                return Ok(End::Exhausted);
+            }
+            Err(e) => {
+                st.tail_bytes_read += bytes_read;
+                return Err(e);
+            }
+        }
+        handoff.to_consumer.notify_all();
+        // `session` drops (files closed, the ring back in this thread's cache) before `run`
+        // reports the end.
+    }
+}
+
+/// The consumer's side: what the bridge calls on the compaction thread.
+pub struct MergeAhead {
+    handoff: Arc<Handoff>,
+    current: Option<Batch>,
+    previous: Option<Batch>,
+    bytes_read: u64,
+    /// Time the consumer waited for a batch.
+    wait: Duration,
+    /// Set once the companion's end was taken.
+    ended: bool,
+}
+
+impl MergeAhead {
+    /// Opens `spec`'s session on this thread's companion and waits until it is open (or failed).
+    /// Err((spec, why)) when no companion thread can run it: the caller merges in line.
+    pub fn open(
+        spec: CompactionSpec,
+    ) -> Result<Result<MergeAhead, Failure>, (CompactionSpec, String)> {
+        let handoff = Arc::new(Handoff {
+            state: Mutex::new(State {
+                free: (0..SLOTS).map(|_| Batch::default()).collect(),
+                ..State::default()
+            }),
+            to_consumer: Condvar::new(),
+            to_companion: Condvar::new(),
+        });
+        submit(spec, handoff.clone())?;
+        let mut st = handoff.state.lock();
+        while !st.opened && st.end.is_none() {
+            handoff.to_consumer.wait(&mut st);
+        }
+        if !st.opened {
+            return Ok(Err(match st.end.take() {
+                Some(End::Failed(f)) => f,
+                _ => Failure::Panic("merge-ahead ended before opening".to_owned()),
+            }));
+        }
+        drop(st);
+        Ok(Ok(MergeAhead {
+            handoff,
+            current: None,
+            previous: None,
+            bytes_read: 0,
+            wait: Duration::ZERO,
+            ended: false,
+        }))
+    }
+
+    /// Takes the next batch; false once the stream is exhausted. The batch before stays
+    /// readable until the call after this one.
+    pub fn next_batch(&mut self) -> Result<bool, Failure> {
+        let mut st = self.handoff.state.lock();
+        if let Some(b) = self.previous.take() {
+            st.free.push(b);
+            self.handoff.to_companion.notify_one();
+        }
+        self.previous = self.current.take();
+        if self.ended {
+            return Ok(false);
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Some(r) = st.ready.pop_front() {
+                self.bytes_read += r.bytes_read;
+                self.current = Some(r.batch);
+                self.wait += t0.elapsed();
+                return Ok(true);
+            }
+            if let Some(end) = st.end.take() {
+                self.ended = true;
+                self.bytes_read += std::mem::take(&mut st.tail_bytes_read);
+                self.wait += t0.elapsed();
+                return match end {
+                    End::Exhausted | End::Stopped => Ok(false),
+                    End::Failed(f) => Err(f),
+                };
+            }
+            self.handoff.to_consumer.wait(&mut st);
+        }
+    }
+
+    pub fn batch_data(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |b| &b.data)
+    }
+
+    pub fn batch_entries(&self) -> &[BatchEntry] {
+        self.current.as_ref().map_or(&[], |b| &b.entries)
+    }
+
+    /// Entry `i` of the current batch as (internal key, value).
+    pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
+        self.current
+            .as_ref()
+            .expect("a current batch")
+            .owned_entry(i)
+    }
+
+    /// Bytes read for the batches taken since the last call.
+    pub fn take_bytes_read(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes_read)
+    }
+
+    /// The session's figures as of the last batch made, with the handoff's own.
+    pub fn summary(&self) -> Summary {
+        let st = self.handoff.state.lock();
+        let mut s = st.summary.clone();
+        s.ahead = true;
+        s.ahead_wait = self.wait;
+        s.ahead_cpu = st.companion_cpu;
+        s
+    }
+}
+
+impl Drop for MergeAhead {
+    fn drop(&mut self) {
+        let mut st = self.handoff.state.lock();
+        st.stop = true;
+        self.handoff.to_companion.notify_all();
+        // Wait for the session to be gone, so its files and buffers do not outlive the
+        // compaction that owned them.
+        while st.end.is_none() && !self.ended {
+            self.handoff.to_consumer.wait(&mut st);
+        }
+    }
+}
