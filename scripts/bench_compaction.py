@@ -401,8 +401,19 @@ def parse_perf(data: Path, names: dict[int, str]) -> dict:
 # One run
 # ----------------------------------------------------------------------------------------------
 
-def variant_env(variant: str) -> str:
-    return "off" if variant == "stock" else variant
+def variant_env(variant: str) -> dict[str, str]:
+    """The environment of a variant: stock -> RINGMERGE_MODE=off; X-inline -> RINGMERGE_MODE=X
+    with the merge in line on the compaction thread (RINGMERGE_MERGE_AHEAD=off); X ->
+    RINGMERGE_MODE=X."""
+    if variant == "stock":
+        return {"RINGMERGE_MODE": "off"}
+    if variant.endswith("-inline"):
+        return {"RINGMERGE_MODE": variant[:-len("-inline")], "RINGMERGE_MERGE_AHEAD": "off"}
+    return {"RINGMERGE_MODE": variant}
+
+
+def env_text(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
 
 
 def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
@@ -422,7 +433,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
         # dominate the event count anyway, and other thread names stay visible.
         wrapped = (["perf", "record", "-e", "raw_syscalls:sys_enter",
                     "-m", args.perf_mmap, "-o", str(perf_data), "--"] + wrapped)
-    env = dict(os.environ, RINGMERGE_MODE=variant_env(variant))
+    env = dict(os.environ, **variant_env(variant))
     stdout_f = run_dir / "db_bench.out"
     stderr_f = run_dir / "db_bench.err"
     t0 = time.monotonic()
@@ -695,7 +706,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--modes", default="buffered,direct", help="comma list of: buffered, direct")
     ap.add_argument("--variants", default="stock,native,bpf",
-                    help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X")
+                    help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X, "
+                         "X-inline -> RINGMERGE_MODE=X RINGMERGE_MERGE_AHEAD=off")
     ap.add_argument("--db-bench", type=Path, default=DEFAULT_DB_BENCH)
     ap.add_argument("--work", type=Path, default=None, help="default OUT/work")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)

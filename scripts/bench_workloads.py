@@ -43,7 +43,8 @@ Coverage cases (--suites coverage; what an operator's DB looks like beyond the p
                          CompactionIterator keeps the versions they see. Figures from the LOG's
                          compaction events (no ops/s: nothing runs in the foreground).
 
-Variants: stock -> RINGMERGE_MODE=off, any other name X -> RINGMERGE_MODE=X (native, later bpf).
+Variants: stock -> RINGMERGE_MODE=off, X-inline -> RINGMERGE_MODE=X with RINGMERGE_MERGE_AHEAD=off
+(the merge in line on the compaction thread), any other name X -> RINGMERGE_MODE=X (native, bpf).
 I/O modes: buffered, direct (--use_direct_reads=1 --use_direct_io_for_flush_and_compaction=1).
 
 Output: a terminal table, OUT/workloads.json (every raw run + summary), OUT/workloads.md, per-run
@@ -243,13 +244,14 @@ def parse_stats_hist(text: str, name: str) -> dict:
 # Runs
 # ----------------------------------------------------------------------------------------------
 
-def run_db_bench(args, cmd: list[str], env_mode: str, run_dir: Path, what: str) -> tuple[str, dict]:
+def run_db_bench(args, cmd: list[str], variant_env: dict, run_dir: Path,
+                 what: str) -> tuple[str, dict]:
     """Runs db_bench under /usr/bin/time -v; returns (stdout, time -v figures). Raises loudly."""
     run_dir.mkdir(parents=True, exist_ok=True)
     time_out = run_dir / "time-v.txt"
     wrapped = [bc.TIME_BIN, "-v", "-o", str(time_out)] + cmd
-    env = dict(os.environ, RINGMERGE_MODE=env_mode)
-    (run_dir / "command.txt").write_text(f"RINGMERGE_MODE={env_mode} {' '.join(cmd)}\n")
+    env = dict(os.environ, **variant_env)
+    (run_dir / "command.txt").write_text(f"{bc.env_text(variant_env)} {' '.join(cmd)}\n")
     so_f, se_f = run_dir / "db_bench.out", run_dir / "db_bench.err"
     with open(so_f, "w") as so, open(se_f, "w") as se:
         p = subprocess.run(wrapped, stdout=so, stderr=se, env=env, text=True)
@@ -391,11 +393,11 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path,
         cmd.append("--direct")
     if args.drop_caches:
         cmd.append("--drop-caches")
-    env_mode = bc.variant_env(variant)
+    venv = bc.variant_env(variant)
     time_out = run_dir / "time-v.txt"
-    (run_dir / "command.txt").write_text(f"RINGMERGE_MODE={env_mode} {' '.join(cmd)}\n")
+    (run_dir / "command.txt").write_text(f"{bc.env_text(venv)} {' '.join(cmd)}\n")
     p = subprocess.run([bc.TIME_BIN, "-v", "-o", str(time_out)] + cmd, capture_output=True,
-                       text=True, env=dict(os.environ, RINGMERGE_MODE=env_mode))
+                       text=True, env=dict(os.environ, **venv))
     (run_dir / "driver.out").write_text(p.stdout)
     (run_dir / "driver.err").write_text(p.stderr)
     if p.returncode != 0 or "compact status: OK" not in p.stdout:
@@ -455,7 +457,7 @@ def one_run(args, case: dict, mode: str, variant: str, rep: int, run_dir: Path,
                          f"{res['ringmerge_accelerated']} accelerated compactions")
     shutil.rmtree(db, ignore_errors=True)
     res.update({"case": case["name"], "kind": case["kind"], "mode": mode, "variant": variant,
-                "rep": rep, "ringmerge_mode_env": bc.variant_env(variant),
+                "rep": rep, "ringmerge_env": bc.env_text(bc.variant_env(variant)),
                 "peak_rss_mb": tv["max_rss_kb"] / 1024, "process_s": round(time.monotonic() - t0, 2),
                 "user_s": tv["user_s"], "sys_s": tv["sys_s"], "artifacts": str(run_dir)})
     return res
@@ -574,7 +576,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=None, help="default 2 (--quick 1)")
     ap.add_argument("--modes", default="buffered,direct", help="comma list of: buffered, direct")
     ap.add_argument("--variants", default="stock,native",
-                    help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X")
+                    help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X, "
+                         "X-inline -> RINGMERGE_MODE=X RINGMERGE_MERGE_AHEAD=off")
     ap.add_argument("--suites", default="fill,rw",
                     help="comma list of: fill (fillrandom cases), rw (read/write workloads), "
                          "coverage (lz4, myrocks, snapshots)")
