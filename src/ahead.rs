@@ -10,14 +10,19 @@
 //! Every compaction thread gets one companion thread (`ringmerge-ahead`), made on first use and
 //! kept, so its cached io_uring is again one ring per compaction thread. The merged stream is
 //! the same: the session, its reads and its merge are unchanged; only the batches are handed
-//! over. A batch made ahead owns all its bytes (the merge copies every value, nothing is pinned
-//! in input chunks), so it can wait in the queue; C++ still sees the usual contract, the previous
-//! batch readable until the next-but-one `next_batch`.
+//! over. C++ sees the usual contract, the previous batch readable until the next-but-one
+//! `next_batch`. The native merge still pins values in input chunks: the consumer tells the
+//! companion how many batches it asked for, and a chunk stays held until the consumer is two
+//! batches past the last batch pointing into it, however far ahead the companion runs (it then
+//! holds more chunks, and the cursors' rule copies values instead of pinning when a run's read
+//! depth would run out, so the companion never waits for the consumer to release a chunk).
+//! BPF batches are copied out of the arena.
 //!
 //! Everything that can refuse the compaction still happens in `open`, which waits for the
 //! session to open on the companion. Errors and panics of the companion come back through the
-//! handoff as the inline session would return them, and dropping the consumer stops the
-//! companion and waits until the session (files, ring, buffers) is gone.
+//! handoff as the inline session would return them. The session lives until the consumer is
+//! dropped (its last batches may point into the session's chunks), and dropping the consumer
+//! stops the companion and waits until the session (files, ring, buffers) is gone.
 
 use crate::compaction::{Batch, BatchEntry, CompactionSpec, MergeSession, Summary};
 use crate::error::Error;
@@ -58,10 +63,17 @@ struct State {
     opened: bool,
     ready: VecDeque<Ready>,
     free: Vec<Batch>,
+    /// `next_batch` calls the consumer has made (the one it may be waiting in included): batches
+    /// before `asked - 1` are not readable any more, so the chunks only they point into may go
+    /// back to the reader.
+    asked: u64,
     /// Set by the consumer when it will take no more batches.
     stop: bool,
-    /// Set by the companion once the session is dropped: nothing of it is alive any more.
+    /// Set by the companion when the stream ended (exhausted, stopped, failed).
     end: Option<End>,
+    /// Set by the companion once the session is dropped (after `stop`): nothing of it is
+    /// alive any more.
+    gone: bool,
     /// Bytes read that no ready batch carries (those of the last, empty batch).
     tail_bytes_read: u64,
     summary: Summary,
@@ -188,22 +200,43 @@ fn run(job: Job) {
         busy,
     } = job;
     let cpu0 = thread_cpu();
-    let outcome = catch_unwind(AssertUnwindSafe(|| produce(spec, &handoff, cpu0)));
+    // The session outlives `produce`: batches still readable by the consumer point into its
+    // chunks (pinned values), so it is dropped only once the consumer has stopped.
+    let mut session: Option<MergeSession> = None;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        produce(spec, &handoff, cpu0, &mut session)
+    }));
     let end = match outcome {
         Ok(Ok(end)) => end,
         Ok(Err(e)) => End::Failed(Failure::Error(e)),
         Err(p) => End::Failed(Failure::Panic(crate::bridge::panic_message(p))),
     };
-    // Free before the consumer can see the end, so its next merge finds the companion idle.
+    {
+        let mut st = handoff.state.lock();
+        st.companion_cpu = thread_cpu().saturating_sub(cpu0);
+        st.end = Some(end);
+        handoff.to_consumer.notify_all();
+        while !st.stop {
+            handoff.to_companion.wait(&mut st);
+        }
+    }
+    // Files closed, the ring back in this thread's cache, the buffers back in its pool. A
+    // panic while dropping leaves them to the thread's end; the consumer still hears of it.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(session)));
+    // Idle before the consumer can go on, so its next merge finds the companion free.
     busy.store(false, Ordering::Release);
     let mut st = handoff.state.lock();
-    st.companion_cpu = thread_cpu().saturating_sub(cpu0);
-    st.end = Some(end);
+    st.gone = true;
     handoff.to_consumer.notify_all();
 }
 
-fn produce(spec: CompactionSpec, handoff: &Handoff, cpu0: Duration) -> Result<End, Error> {
-    let mut session = MergeSession::open_with(spec, false)?;
+fn produce(
+    spec: CompactionSpec,
+    handoff: &Handoff,
+    cpu0: Duration,
+    slot: &mut Option<MergeSession>,
+) -> Result<End, Error> {
+    let session = slot.insert(MergeSession::open(spec)?);
     {
         let mut st = handoff.state.lock();
         st.summary = session.summary();
@@ -211,7 +244,7 @@ fn produce(spec: CompactionSpec, handoff: &Handoff, cpu0: Duration) -> Result<En
         handoff.to_consumer.notify_all();
     }
     loop {
-        let mut batch = {
+        let (mut batch, readable_from) = {
             let mut st = handoff.state.lock();
             loop {
                 if st.stop {
@@ -219,12 +252,12 @@ fn produce(spec: CompactionSpec, handoff: &Handoff, cpu0: Duration) -> Result<En
                     return Ok(End::Stopped);
                 }
                 if let Some(b) = st.free.pop() {
-                    break b;
+                    break (b, st.asked);
                 }
                 handoff.to_companion.wait(&mut st);
             }
         };
-        let made = session.next_batch_into(&mut batch);
+        let made = session.next_batch_into(&mut batch, readable_from);
         let bytes_read = session.take_bytes_read();
         let summary = session.summary();
         let cpu = thread_cpu().saturating_sub(cpu0);
@@ -243,8 +276,6 @@ fn produce(spec: CompactionSpec, handoff: &Handoff, cpu0: Duration) -> Result<En
             }
         }
         handoff.to_consumer.notify_all();
-        // `session` drops (files closed, the ring back in this thread's cache) before `run`
-        // reports the end.
     }
 }
 
@@ -280,10 +311,16 @@ impl MergeAhead {
             handoff.to_consumer.wait(&mut st);
         }
         if !st.opened {
-            return Ok(Err(match st.end.take() {
+            let failure = match st.end.take() {
                 Some(End::Failed(f)) => f,
                 _ => Failure::Panic("merge-ahead ended before opening".to_owned()),
-            }));
+            };
+            st.stop = true;
+            handoff.to_companion.notify_all();
+            while !st.gone {
+                handoff.to_consumer.wait(&mut st);
+            }
+            return Ok(Err(failure));
         }
         drop(st);
         Ok(Ok(MergeAhead {
@@ -300,6 +337,7 @@ impl MergeAhead {
     /// readable until the call after this one.
     pub fn next_batch(&mut self) -> Result<bool, Failure> {
         let mut st = self.handoff.state.lock();
+        st.asked += 1;
         if let Some(b) = self.previous.take() {
             st.free.push(b);
             self.handoff.to_companion.notify_one();
@@ -339,10 +377,10 @@ impl MergeAhead {
 
     /// Entry `i` of the current batch as (internal key, value).
     pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
-        self.current
-            .as_ref()
-            .expect("a current batch")
-            .owned_entry(i)
+        let batch = self.current.as_ref().expect("a current batch");
+        // SAFETY: the current batch is readable: its pinned values' chunks stay held until this
+        // consumer has asked for two more batches (`State::asked`), which needs `&mut self`.
+        unsafe { batch.entry(i) }
     }
 
     /// Bytes read for the batches taken since the last call.
@@ -368,7 +406,7 @@ impl Drop for MergeAhead {
         self.handoff.to_companion.notify_all();
         // Wait for the session to be gone, so its files and buffers do not outlive the
         // compaction that owned them.
-        while st.end.is_none() && !self.ended {
+        while !st.gone {
             self.handoff.to_consumer.wait(&mut st);
         }
     }

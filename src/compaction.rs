@@ -98,13 +98,22 @@ impl Batch {
         });
         Ok(())
     }
-    /// Entry `i` as (internal key, value), for a batch whose values were all copied (merge-ahead).
-    pub fn owned_entry(&self, i: usize) -> (&[u8], &[u8]) {
+    /// Entry `i` as (internal key, value).
+    ///
+    /// # Safety
+    /// A pinned value's bytes must still be held by the session that made this batch: true
+    /// while the batch is one of the consumer's two readable ones (see `RunCursor::begin_batch`).
+    pub unsafe fn entry(&self, i: usize) -> (&[u8], &[u8]) {
         let e = &self.entries[i];
-        assert_eq!(e.pinned, 0, "a batch made ahead pins nothing");
         let key = &self.data[e.key_offset as usize..][..e.key_len as usize];
-        let at = (e.value_addr - self.data.as_ptr() as u64) as usize;
-        (key, &self.data[at..][..e.value_len as usize])
+        if e.value_len == 0 {
+            return (key, &[]);
+        }
+        // SAFETY: value_addr points at value_len bytes in `data` (sealed copy) or, pinned, in an
+        // input chunk the making session holds (the caller's promise).
+        let value =
+            unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) };
+        (key, value)
     }
 
     /// Turns the copied values' offsets into addresses, once `data` stops growing.
@@ -155,15 +164,21 @@ struct NativeMerge {
     entries: u64,
     /// Batches begun so far; the runs' held chunks are given back by it.
     generation: u64,
-    /// Whether the merger may pin values (else every batch owns its bytes).
-    pins: bool,
 }
 
 impl NativeMerge {
-    fn next_batch(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<bool> {
-        // The batch before last is no longer readable: chunks only it pointed into go back.
+    /// Starts the next batch. `readable_from` is the batch the consumer asked for last (see
+    /// `RunCursor::begin_batch`): chunks that only batches before the one preceding it point
+    /// into go back to the reader.
+    fn begin(&mut self, reader: &mut Reader, readable_from: Option<u64>) {
         self.generation += 1;
-        self.merger.release_held(reader, self.generation);
+        let readable_from = readable_from.map_or(self.generation, |r| r.min(self.generation));
+        self.merger
+            .begin_batch(reader, self.generation, readable_from);
+    }
+
+    fn next_batch(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<bool> {
+        self.begin(reader, None);
         self.current ^= 1;
         let mut batch = std::mem::take(&mut self.batches[self.current]);
         let filled = self.fill(&mut batch, map, reader, bounds);
@@ -247,12 +262,6 @@ impl MergeSession {
     /// Plans the reads, starts them, and positions every run on its first entry. Everything that
     /// can make the accelerated path refuse a compaction happens here, before any output exists.
     pub fn open(spec: CompactionSpec) -> Result<MergeSession> {
-        Self::open_with(spec, true)
-    }
-
-    /// [`open`](Self::open); without `pin_values` every batch owns all its bytes (the native
-    /// merge copies every value), so batches may outlive the two-batch window (merge-ahead).
-    pub fn open_with(spec: CompactionSpec, pin_values: bool) -> Result<MergeSession> {
         let t0 = Instant::now();
         let nruns = spec.runs.len().max(1);
         // The BPF merge needs its program loaded (once per process); without it, merge natively
@@ -291,13 +300,12 @@ impl MergeSession {
                 Engine::Bpf(BpfMerge::new(e, sel, &map, &mut reader, &spec.bounds)?)
             }
             None => Engine::Native(NativeMerge {
-                merger: Merger::new(&map, &mut reader, &spec.bounds, pin_values)?,
+                merger: Merger::new(&map, &mut reader, &spec.bounds)?,
                 batches: [Batch::default(), Batch::default()],
                 current: 0,
                 done: false,
                 entries: 0,
                 generation: 0,
-                pins: pin_values,
             }),
         };
         Ok(MergeSession {
@@ -323,17 +331,18 @@ impl MergeSession {
         more
     }
 
-    /// Fills `out` with the next batch, every value copied into it, so `out` stays readable
-    /// however long its owner keeps it; false (and `out` empty) once the stream is exhausted.
-    pub fn next_batch_into(&mut self, out: &mut Batch) -> Result<bool> {
+    /// Fills `out` with the next batch for a consumer on another thread (merge-ahead), which
+    /// asked for batch `readable_from` last: values stay pinned in input chunks until that
+    /// consumer is two batches past them, however far ahead this session runs. A BPF batch is
+    /// copied out of the arena (the program's own double buffer would not wait for the
+    /// consumer). False (and `out` empty) once the stream is exhausted.
+    pub fn next_batch_into(&mut self, out: &mut Batch, readable_from: u64) -> Result<bool> {
         if let Engine::Native(n) = &mut self.engine {
-            if !n.pins {
-                // Nothing pinned: merge straight into `out`.
-                let t0 = Instant::now();
-                let more = n.fill(out, &self.map, &mut self.reader, &self.bounds);
-                self.busy += t0.elapsed();
-                return more;
-            }
+            let t0 = Instant::now();
+            n.begin(&mut self.reader, Some(readable_from));
+            let more = n.fill(out, &self.map, &mut self.reader, &self.bounds);
+            self.busy += t0.elapsed();
+            return more;
         }
         let more = self.next_batch()?;
         out.clear();

@@ -9,7 +9,7 @@
 //!
 //! Pinned values: the native merge hands RocksDB the values of uncompressed blocks where they lie
 //! in the chunk (no copy), so a chunk the run is done with is not given back to the reader at
-//! once: it is held until the start of the next-but-one batch (`release_held`), when no readable
+//! once: it is held until the start of the next-but-one batch (`begin_batch`), when no readable
 //! batch points into it any more. A chunk is pinned only if the run's held chunks, that chunk and
 //! one more read still fit the run's read depth, so the reader can always land the run's next
 //! chunk; otherwise its values are copied and it goes back as soon as the run leaves it.
@@ -123,13 +123,10 @@ pub struct RunCursor {
     pub blocks_decompressed: u64,
     /// Values of the current chunk's uncompressed blocks may be referenced in place.
     pin_chunk: bool,
-    /// Whether values may be pinned at all: not when the batches are made on another thread
-    /// (merge-ahead), where a batch must own its bytes.
-    pin_values: bool,
     /// Chunks left with values possibly referenced, with the batch generation from which they
     /// can be given back.
     held: Vec<(u64, Chunk)>,
-    /// The batch being made (see `release_held`).
+    /// The batch being made (see `begin_batch`).
     generation: u64,
 }
 
@@ -149,7 +146,7 @@ fn payload_of<'a>(
 }
 
 impl RunCursor {
-    pub fn new(run: usize, pin_values: bool) -> Self {
+    pub fn new(run: usize) -> Self {
         RunCursor {
             run,
             chunk_index: 0,
@@ -165,7 +162,6 @@ impl RunCursor {
             blocks_decoded: 0,
             blocks_decompressed: 0,
             pin_chunk: false,
-            pin_values,
             held: Vec::new(),
             generation: 0,
         }
@@ -178,13 +174,15 @@ impl RunCursor {
         self.pin_chunk && !self.decompressed
     }
 
-    /// Starts batch `generation`: gives back the held chunks no readable batch points into
-    /// (those left before the previous batch began).
-    pub fn release_held(&mut self, reader: &mut Reader, generation: u64) {
+    /// Starts batch `generation`: gives back the held chunks no readable batch points into.
+    /// `readable_from` is the consumer's view: the batch it asked for last, so batches before
+    /// `readable_from - 1` are no longer readable. In line it is `generation`; made ahead (on
+    /// the companion thread) it lags behind, and chunks stay held until the consumer gets there.
+    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, readable_from: u64) {
         self.generation = generation;
         let mut i = 0;
         while i < self.held.len() {
-            if self.held[i].0 <= generation {
+            if self.held[i].0 <= readable_from {
                 reader.recycle(self.held.swap_remove(i).1);
             } else {
                 i += 1;
@@ -285,8 +283,7 @@ impl RunCursor {
             match reader.next_chunk(self.run)? {
                 Some(chunk) => {
                     let last = self.chunk_index + 1 >= map.runs[self.run].len();
-                    self.pin_chunk = self.pin_values
-                        && (last || self.held.len() + 2 <= reader.depth_of(self.run));
+                    self.pin_chunk = last || self.held.len() + 2 <= reader.depth_of(self.run);
                     self.chunk = Some(chunk);
                     self.next_block = 0;
                     if !self.open_next_block(map)? {

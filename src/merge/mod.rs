@@ -39,17 +39,11 @@ pub struct Merger {
 }
 
 impl Merger {
-    /// Positions every run on its first entry in bounds. With `pin_values`, entries of
-    /// uncompressed blocks may be handed on where they lie (see cursor.rs, pinned values).
-    pub fn new(
-        map: &SstMap,
-        reader: &mut Reader,
-        bounds: &Bounds,
-        pin_values: bool,
-    ) -> Result<Merger> {
+    /// Positions every run on its first entry in bounds.
+    pub fn new(map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<Merger> {
         let mut cursors = Vec::with_capacity(map.runs.len());
         for run in 0..map.runs.len() {
-            let mut c = RunCursor::new(run, pin_values);
+            let mut c = RunCursor::new(run);
             c.seek_to_first(map, reader, bounds)?;
             cursors.push(c);
         }
@@ -104,10 +98,10 @@ impl Merger {
     }
 
     /// Starts batch `generation`: every run gives back the chunks no readable batch points into
-    /// (see `RunCursor::release_held`).
-    pub fn release_held(&mut self, reader: &mut Reader, generation: u64) {
+    /// (see `RunCursor::begin_batch`).
+    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, readable_from: u64) {
         for c in &mut self.cursors {
-            c.release_held(reader, generation);
+            c.begin_batch(reader, generation, readable_from);
         }
     }
 

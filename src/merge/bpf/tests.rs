@@ -198,14 +198,14 @@ fn drain_with(
     let mut out: Entries = Vec::new();
     // The previous batch's values by address (and where they are in `out`), to check they
     // survive the making of the next batch: the contract C++ relies on, pinned values included.
-    let mut previous: Vec<(u64, usize, usize)> = Vec::new();
+    let mut previous: Vec<(u64, usize, usize, u32)> = Vec::new();
     let (mut pinned, mut copied) = (0usize, 0usize);
     while s.next_batch() {
-        for &(addr, len, at) in &previous {
+        for &(addr, len, at, pinned) in &previous {
             // SAFETY: the batch before the current one stays readable until the next
             // next_batch (BatchEntry's contract, which this checks); len > 0 (see below).
             let now = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
-            assert_eq!(now, &out[at].1[..], "a previous batch's value changed");
+            assert_eq!(now, &out[at].1[..], "a previous batch's value changed ({merge:?}, ahead {ahead}, pinned {pinned}, entry {at})");
         }
         previous.clear();
         for i in 0..s.entries().len() {
@@ -216,7 +216,7 @@ fn drain_with(
                 copied += 1;
             }
             if !v.is_empty() {
-                previous.push((v.as_ptr() as u64, v.len(), out.len()));
+                previous.push((v.as_ptr() as u64, v.len(), out.len(), s.entries()[i].pinned));
             }
             out.push((k.to_vec(), v.to_vec()));
         }
@@ -282,7 +282,8 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
         pinned += bpf.pinned;
         copied += bpf.copied;
     }
-    // Merge-ahead: the same stream from the companion thread, every value owned by its batch.
+    // Merge-ahead: the same stream from the companion thread (`drain` checked the previous
+    // batch after every batch); the native merge still pins, BPF batches are copied out.
     for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
         let ahead = drain_with(runs, bounds, merge, budget, true);
         assert_eq!(
@@ -291,12 +292,12 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
             "ahead {merge:?} k={k}"
         );
         for (i, (a, b)) in ahead.entries.iter().zip(&native.entries).enumerate() {
-            assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs");
+            assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs: key {} vs {}, value len {} vs {}, value head {:?} vs {:?}", a.0.len(), b.0.len(), a.1.len(), b.1.len(), &a.1[..a.1.len().min(8)], &b.1[..b.1.len().min(8)]);
         }
-        assert_eq!(
-            ahead.pinned, 0,
-            "ahead {merge:?}: a value made ahead is pinned"
-        );
+        match merge {
+            MergeChoice::Native => assert!(ahead.pinned > 0, "ahead k={k}: nothing pinned"),
+            _ => assert_eq!(ahead.pinned, 0, "ahead {merge:?}: BPF batches are copied"),
+        }
     }
     (pinned, copied)
 }
