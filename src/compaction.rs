@@ -325,7 +325,7 @@ impl MergeSession {
         let t0 = Instant::now();
         let more = match &mut self.engine {
             Engine::Native(n) => n.next_batch(&self.map, &mut self.reader, &self.bounds),
-            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader),
+            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, None),
         };
         self.busy += t0.elapsed();
         more
@@ -333,24 +333,29 @@ impl MergeSession {
 
     /// Fills `out` with the next batch for a consumer on another thread (merge-ahead), which
     /// asked for batch `readable_from` last: values stay pinned in input chunks until that
-    /// consumer is two batches past them, however far ahead this session runs. A BPF batch is
-    /// copied out of the arena (the program's own double buffer would not wait for the
-    /// consumer). False (and `out` empty) once the stream is exhausted.
+    /// consumer is two batches past them, however far ahead this session runs. A BPF batch's
+    /// keys and copied values are copied out of the program's (double-buffered) output area;
+    /// its pinned values stay where they are, in arena chunks held the same way. False (and
+    /// `out` empty) once the stream is exhausted.
     pub fn next_batch_into(&mut self, out: &mut Batch, readable_from: u64) -> Result<bool> {
-        if let Engine::Native(n) = &mut self.engine {
-            let t0 = Instant::now();
-            n.begin(&mut self.reader, Some(readable_from));
-            let more = n.fill(out, &self.map, &mut self.reader, &self.bounds);
-            self.busy += t0.elapsed();
-            return more;
+        let t0 = Instant::now();
+        let more = match &mut self.engine {
+            Engine::Native(n) => {
+                n.begin(&mut self.reader, Some(readable_from));
+                n.fill(out, &self.map, &mut self.reader, &self.bounds)
+            }
+            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, Some(readable_from)),
+        };
+        self.busy += t0.elapsed();
+        let more = more?;
+        if let Engine::Bpf(_) = self.engine {
+            out.clear();
+            for i in 0..self.batch_entries().len() {
+                let (key, value) = self.batch_entry(i);
+                out.push(key, value, self.batch_entries()[i].pinned != 0)?;
+            }
+            out.seal();
         }
-        let more = self.next_batch()?;
-        out.clear();
-        for i in 0..self.batch_entries().len() {
-            let (key, value) = self.batch_entry(i);
-            out.push(key, value, false)?;
-        }
-        out.seal();
         Ok(more)
     }
 

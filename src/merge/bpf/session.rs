@@ -406,10 +406,18 @@ impl BpfMerge {
     }
 
     /// Fills the next batch; false once the stream is exhausted. The previous batch stays
-    /// readable until the call after this one.
-    pub fn next_batch(&mut self, map: &SstMap, reader: &mut Reader) -> Result<bool> {
+    /// readable until the call after this one. `readable_from`: the batch a consumer on another
+    /// thread asked for last (merge-ahead), which holds chunks back until it is two batches past
+    /// them (see `RunCursor::begin_batch`); None in line.
+    pub fn next_batch(
+        &mut self,
+        map: &SstMap,
+        reader: &mut Reader,
+        readable_from: Option<u64>,
+    ) -> Result<bool> {
         self.generation += 1;
-        self.release_held(reader);
+        let readable_from = readable_from.map_or(self.generation, |r| r.min(self.generation));
+        self.release_held(reader, readable_from);
         self.current ^= 1;
         let cur = self.current;
         self.out[cur].len = 0;
@@ -477,8 +485,8 @@ impl BpfMerge {
 
     /// Gives back the held chunks no readable batch points into any more: those held before
     /// the batch that is now being replaced was made.
-    fn release_held(&mut self, reader: &mut Reader) {
-        let generation = self.generation;
+    fn release_held(&mut self, reader: &mut Reader, readable_from: u64) {
+        let generation = readable_from;
         let mut i = 0;
         while i < self.held.len() {
             if self.held[i].release_at <= generation {

@@ -201,6 +201,11 @@ fn drain_with(
     let mut previous: Vec<(u64, usize, usize, u32)> = Vec::new();
     let (mut pinned, mut copied) = (0usize, 0usize);
     while s.next_batch() {
+        if ahead {
+            // Let the companion run ahead and reuse whatever it believes it may before the
+            // previous batch is checked: a chunk given back one batch early gets overwritten.
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
         for &(addr, len, at, pinned) in &previous {
             // SAFETY: the batch before the current one stays readable until the next
             // next_batch (BatchEntry's contract, which this checks); len > 0 (see below).
@@ -283,7 +288,7 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
         copied += bpf.copied;
     }
     // Merge-ahead: the same stream from the companion thread (`drain` checked the previous
-    // batch after every batch); the native merge still pins, BPF batches are copied out.
+    // batch after every batch); both merges still pin values.
     for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
         let ahead = drain_with(runs, bounds, merge, budget, true);
         assert_eq!(
@@ -294,10 +299,7 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
         for (i, (a, b)) in ahead.entries.iter().zip(&native.entries).enumerate() {
             assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs: key {} vs {}, value len {} vs {}, value head {:?} vs {:?}", a.0.len(), b.0.len(), a.1.len(), b.1.len(), &a.1[..a.1.len().min(8)], &b.1[..b.1.len().min(8)]);
         }
-        match merge {
-            MergeChoice::Native => assert!(ahead.pinned > 0, "ahead k={k}: nothing pinned"),
-            _ => assert_eq!(ahead.pinned, 0, "ahead {merge:?}: BPF batches are copied"),
-        }
+        assert!(ahead.pinned > 0, "ahead {merge:?} k={k}: nothing pinned");
     }
     (pinned, copied)
 }
