@@ -244,7 +244,7 @@ fn produce(
         handoff.to_consumer.notify_all();
     }
     loop {
-        let (mut batch, readable_from) = {
+        let (mut batch, consumer_asked) = {
             let mut st = handoff.state.lock();
             loop {
                 if st.stop {
@@ -257,7 +257,7 @@ fn produce(
                 handoff.to_companion.wait(&mut st);
             }
         };
-        let made = session.next_batch_into(&mut batch, readable_from);
+        let made = session.next_batch_into(&mut batch, consumer_asked);
         let bytes_read = session.take_bytes_read();
         let summary = session.summary();
         let cpu = thread_cpu().saturating_sub(cpu0);

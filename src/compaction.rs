@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::merge::bpf::session::BpfMerge;
 use crate::merge::bpf::{self, Selection};
 use crate::merge::cursor::Bounds;
+use crate::merge::held::release_point;
 use crate::merge::{Merger, LINEAR_MAX};
 use crate::reader::{Backend, Memory, Reader, ReaderConfig, ReaderStats};
 use crate::sst_map::{SortedRun, SstMap};
@@ -102,7 +103,7 @@ impl Batch {
     ///
     /// # Safety
     /// A pinned value's bytes must still be held by the session that made this batch: true
-    /// while the batch is one of the consumer's two readable ones (see `RunCursor::begin_batch`).
+    /// while the batch is one of the consumer's two readable ones (see merge/held.rs).
     pub unsafe fn entry(&self, i: usize) -> (&[u8], &[u8]) {
         let e = &self.entries[i];
         let key = &self.data[e.key_offset as usize..][..e.key_len as usize];
@@ -167,14 +168,13 @@ struct NativeMerge {
 }
 
 impl NativeMerge {
-    /// Starts the next batch. `readable_from` is the batch the consumer asked for last (see
-    /// `RunCursor::begin_batch`): chunks that only batches before the one preceding it point
-    /// into go back to the reader.
-    fn begin(&mut self, reader: &mut Reader, readable_from: Option<u64>) {
+    /// Starts the next batch; `consumer`: the batch a consumer on another thread asked for last
+    /// (merge-ahead), None in line (see merge/held.rs).
+    fn begin(&mut self, reader: &mut Reader, consumer: Option<u64>) {
         self.generation += 1;
-        let readable_from = readable_from.map_or(self.generation, |r| r.min(self.generation));
+        let release_point = release_point(self.generation, consumer);
         self.merger
-            .begin_batch(reader, self.generation, readable_from);
+            .begin_batch(reader, self.generation, release_point);
     }
 
     fn next_batch(&mut self, map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<bool> {
@@ -332,19 +332,19 @@ impl MergeSession {
     }
 
     /// Fills `out` with the next batch for a consumer on another thread (merge-ahead), which
-    /// asked for batch `readable_from` last: values stay pinned in input chunks until that
+    /// asked for batch `consumer_asked` last: values stay pinned in input chunks until that
     /// consumer is two batches past them, however far ahead this session runs. A BPF batch's
     /// keys and copied values are copied out of the program's (double-buffered) output area;
     /// its pinned values stay where they are, in arena chunks held the same way. False (and
     /// `out` empty) once the stream is exhausted.
-    pub fn next_batch_into(&mut self, out: &mut Batch, readable_from: u64) -> Result<bool> {
+    pub fn next_batch_into(&mut self, out: &mut Batch, consumer_asked: u64) -> Result<bool> {
         let t0 = Instant::now();
         let more = match &mut self.engine {
             Engine::Native(n) => {
-                n.begin(&mut self.reader, Some(readable_from));
+                n.begin(&mut self.reader, Some(consumer_asked));
                 n.fill(out, &self.map, &mut self.reader, &self.bounds)
             }
-            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, Some(readable_from)),
+            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, Some(consumer_asked)),
         };
         self.busy += t0.elapsed();
         let more = more?;

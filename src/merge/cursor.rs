@@ -8,11 +8,8 @@
 //! grown to the run's largest block, decompression allocates nothing.
 //!
 //! Pinned values: the native merge hands RocksDB the values of uncompressed blocks where they lie
-//! in the chunk (no copy), so a chunk the run is done with is not given back to the reader at
-//! once: it is held until the start of the next-but-one batch (`begin_batch`), when no readable
-//! batch points into it any more. A chunk is pinned only if the run's held chunks, that chunk and
-//! one more read still fit the run's read depth, so the reader can always land the run's next
-//! chunk; otherwise its values are copied and it goes back as soon as the run leaves it.
+//! in the chunk (no copy), so a chunk the run is done with is held until no readable batch points
+//! into it (`begin_batch`; the rule and why it cannot starve the reader are in held.rs).
 
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
@@ -20,6 +17,7 @@ use crate::block::data::DataBlockCursor;
 use crate::block::key::split_internal_key;
 use crate::block::BlockHandle;
 use crate::error::{Error, Result};
+use crate::merge::held::HeldChunks;
 use crate::reader::{Chunk, Reader};
 use crate::sst_map::{PlannedChunk, SstMap};
 
@@ -123,9 +121,8 @@ pub struct RunCursor {
     pub blocks_decompressed: u64,
     /// Values of the current chunk's uncompressed blocks may be referenced in place.
     pin_chunk: bool,
-    /// Chunks left with values possibly referenced, with the batch generation from which they
-    /// can be given back.
-    held: Vec<(u64, Chunk)>,
+    /// Chunks left with values possibly referenced.
+    held: HeldChunks,
     /// The batch being made (see `begin_batch`).
     generation: u64,
 }
@@ -162,7 +159,7 @@ impl RunCursor {
             blocks_decoded: 0,
             blocks_decompressed: 0,
             pin_chunk: false,
-            held: Vec::new(),
+            held: HeldChunks::default(),
             generation: 0,
         }
     }
@@ -174,20 +171,11 @@ impl RunCursor {
         self.pin_chunk && !self.decompressed
     }
 
-    /// Starts batch `generation`: gives back the held chunks no readable batch points into.
-    /// `readable_from` is the consumer's view: the batch it asked for last, so batches before
-    /// `readable_from - 1` are no longer readable. In line it is `generation`; made ahead (on
-    /// the companion thread) it lags behind, and chunks stay held until the consumer gets there.
-    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, readable_from: u64) {
+    /// Starts batch `generation`: gives back the held chunks no readable batch points into
+    /// (`release_point`, see held.rs).
+    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, release_point: u64) {
         self.generation = generation;
-        let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].0 <= readable_from {
-                reader.recycle(self.held.swap_remove(i).1);
-            } else {
-                i += 1;
-            }
-        }
+        self.held.release(reader, release_point);
     }
 
     /// The run is done with its current chunk: back to the reader, or held while the current
@@ -195,7 +183,7 @@ impl RunCursor {
     fn leave_chunk(&mut self, reader: &mut Reader) {
         if let Some(chunk) = self.chunk.take() {
             if self.pin_chunk {
-                self.held.push((self.generation + 2, chunk));
+                self.held.hold(self.run, chunk, (), self.generation);
             } else {
                 reader.recycle(chunk);
             }
@@ -283,7 +271,7 @@ impl RunCursor {
             match reader.next_chunk(self.run)? {
                 Some(chunk) => {
                     let last = self.chunk_index + 1 >= map.runs[self.run].len();
-                    self.pin_chunk = last || self.held.len() + 2 <= reader.depth_of(self.run);
+                    self.pin_chunk = self.held.may_pin(self.run, reader.depth_of(self.run), last);
                     self.chunk = Some(chunk);
                     self.next_block = 0;
                     if !self.open_next_block(map)? {

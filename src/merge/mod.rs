@@ -9,6 +9,7 @@
 
 pub mod bpf;
 pub mod cursor;
+pub mod held;
 
 use crate::error::Result;
 use crate::reader::Reader;
@@ -98,10 +99,10 @@ impl Merger {
     }
 
     /// Starts batch `generation`: every run gives back the chunks no readable batch points into
-    /// (see `RunCursor::begin_batch`).
-    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, readable_from: u64) {
+    /// (`release_point`, see held.rs).
+    pub fn begin_batch(&mut self, reader: &mut Reader, generation: u64, release_point: u64) {
         for c in &mut self.cursors {
-            c.begin_batch(reader, generation, readable_from);
+            c.begin_batch(reader, generation, release_point);
         }
     }
 

@@ -25,6 +25,7 @@ use crate::block::data::parse_layout;
 use crate::compaction::BatchEntry;
 use crate::error::{Error, Result};
 use crate::merge::cursor::{decompress_block, verified_block, Bounds};
+use crate::merge::held::{release_point, HeldChunks};
 use crate::reader::pool::class_of;
 use crate::reader::{Chunk, Reader};
 use crate::sst_map::SstMap;
@@ -80,17 +81,6 @@ struct RunSlot {
     decompressor: Decompressor,
 }
 
-/// A chunk whose values a readable batch may still point at.
-struct Held {
-    run: usize,
-    chunk: Chunk,
-    /// The chunk's decompressed blocks, where its compressed blocks' values are: only kept
-    /// alive, given back to the arena when the chunk is released.
-    _decompressed: Option<ArenaBox>,
-    /// Released when `next_batch` starts this generation.
-    release_at: u64,
-}
-
 struct OutBuf {
     data: ArenaBox,
     index: ArenaBox,
@@ -111,7 +101,9 @@ pub struct BpfMerge {
     done: bool,
     /// Batches started so far (see "Pinned values").
     generation: u64,
-    held: Vec<Held>,
+    /// Chunks a readable batch may point into, each with its decompressed blocks (where its
+    /// compressed blocks' values are), given back to the arena with it.
+    held: HeldChunks<Option<ArenaBox>>,
     pub blocks: u64,
     pub compressed_blocks: u64,
     pub calls: u64,
@@ -168,7 +160,7 @@ impl BpfMerge {
             current: 0,
             done: false,
             generation: 0,
-            held: Vec::new(),
+            held: HeldChunks::default(),
             blocks: 0,
             compressed_blocks: 0,
             calls: 0,
@@ -227,12 +219,8 @@ impl BpfMerge {
         if let Some(old) = self.slots[i].chunk.take() {
             if pinned && emits > 0 {
                 // The current batch, or the previous one, may point into it.
-                self.held.push(Held {
-                    run: i,
-                    chunk: old,
-                    _decompressed: self.slots[i].decompressed.take(),
-                    release_at: self.generation + 2,
-                });
+                let decompressed = self.slots[i].decompressed.take();
+                self.held.hold(i, old, decompressed, self.generation);
             } else {
                 reader.recycle(old);
             }
@@ -343,8 +331,7 @@ impl BpfMerge {
         slot.chunk = Some(chunk);
         // Pin this chunk's values only if holding it later still leaves the run a buffer for
         // its next read (or it has no next read).
-        let held = self.held.iter().filter(|h| h.run == i).count();
-        let zero_copy = last || held + 2 <= reader.depth_of(i);
+        let zero_copy = self.held.may_pin(i, reader.depth_of(i), last);
         let r = self.run_mut(i);
         r.blocks = blocks_addr;
         r.nblocks = nblocks;
@@ -406,18 +393,18 @@ impl BpfMerge {
     }
 
     /// Fills the next batch; false once the stream is exhausted. The previous batch stays
-    /// readable until the call after this one. `readable_from`: the batch a consumer on another
+    /// readable until the call after this one. `consumer_asked`: the batch a consumer on another
     /// thread asked for last (merge-ahead), which holds chunks back until it is two batches past
-    /// them (see `RunCursor::begin_batch`); None in line.
+    /// them (see merge/held.rs); None in line.
     pub fn next_batch(
         &mut self,
         map: &SstMap,
         reader: &mut Reader,
-        readable_from: Option<u64>,
+        consumer_asked: Option<u64>,
     ) -> Result<bool> {
         self.generation += 1;
-        let readable_from = readable_from.map_or(self.generation, |r| r.min(self.generation));
-        self.release_held(reader, readable_from);
+        self.held
+            .release(reader, release_point(self.generation, consumer_asked));
         self.current ^= 1;
         let cur = self.current;
         self.out[cur].len = 0;
@@ -481,21 +468,6 @@ impl BpfMerge {
         self.out[cur].len = len;
         self.out[cur].count = count;
         Ok(count > 0)
-    }
-
-    /// Gives back the held chunks no readable batch points into any more: those held before
-    /// the batch that is now being replaced was made.
-    fn release_held(&mut self, reader: &mut Reader, readable_from: u64) {
-        let generation = readable_from;
-        let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].release_at <= generation {
-                // Its decompressed blocks, if any, go back to the arena with it.
-                reader.recycle(self.held.swap_remove(i).chunk);
-            } else {
-                i += 1;
-            }
-        }
     }
 
     /// The current batch's keys and copied values.
