@@ -11,12 +11,12 @@
 //! kept, so its cached io_uring is again one ring per compaction thread. The merged stream is
 //! the same: the session, its reads and its merge are unchanged; only the batches are handed
 //! over. C++ sees the usual contract, the previous batch readable until the next-but-one
-//! `next_batch`. The native merge still pins values in input chunks: the consumer tells the
-//! companion how many batches it asked for, and a chunk stays held until the consumer is two
-//! batches past the last batch pointing into it, however far ahead the companion runs (it then
-//! holds more chunks, and the cursors' rule copies values instead of pinning when a run's read
-//! depth would run out, so the companion never waits for the consumer to release a chunk).
-//! BPF batches are copied out of the arena.
+//! `next_batch`. Both merges still pin values in input chunks: the consumer tells the companion
+//! how many batches it asked for, and a chunk stays held until the consumer is two batches past
+//! the last batch pointing into it, however far ahead the companion runs (it then holds more
+//! chunks, and the depth rule copies values instead of pinning when a run's reads would run out,
+//! so the companion never waits for the consumer to release a chunk; merge/held.rs). Only a BPF
+//! batch's keys and copied values are copied out of the program's output area.
 //!
 //! Everything that can refuse the compaction still happens in `open`, which waits for the
 //! session to open on the companion. Errors and panics of the companion come back through the

@@ -105,16 +105,8 @@ impl Batch {
     /// A pinned value's bytes must still be held by the session that made this batch: true
     /// while the batch is one of the consumer's two readable ones (see merge/held.rs).
     pub unsafe fn entry(&self, i: usize) -> (&[u8], &[u8]) {
-        let e = &self.entries[i];
-        let key = &self.data[e.key_offset as usize..][..e.key_len as usize];
-        if e.value_len == 0 {
-            return (key, &[]);
-        }
-        // SAFETY: value_addr points at value_len bytes in `data` (sealed copy) or, pinned, in an
-        // input chunk the making session holds (the caller's promise).
-        let value =
-            unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) };
-        (key, value)
+        // SAFETY: the caller's promise, passed on.
+        unsafe { entry_slices(&self.data, &self.entries[i]) }
     }
 
     /// Turns the copied values' offsets into addresses, once `data` stops growing.
@@ -126,6 +118,23 @@ impl Batch {
             }
         }
     }
+}
+
+/// A batch entry's (internal key, value): the key in `data`, the value at its address.
+///
+/// # Safety
+/// `e.value_addr` must point at `e.value_len` bytes that stay allocated and unchanged for `'a`:
+/// in `data` (a copied value, after `seal`) or in an input chunk the making session still holds
+/// (a pinned value, see merge/held.rs).
+unsafe fn entry_slices<'a>(data: &'a [u8], e: &BatchEntry) -> (&'a [u8], &'a [u8]) {
+    let key = &data[e.key_offset as usize..][..e.key_len as usize];
+    if e.value_len == 0 {
+        return (key, &[]);
+    }
+    // SAFETY: the caller's promise.
+    let value =
+        unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) };
+    (key, value)
 }
 
 /// What the LOG line and the `compaction_finished` event report.
@@ -377,19 +386,11 @@ impl MergeSession {
 
     /// Entry `i` of the current batch as (internal key, value).
     pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
-        let e = &self.batch_entries()[i];
-        let key = &self.batch_data()[e.key_offset as usize..][..e.key_len as usize];
-        let value = if e.value_len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: every entry's value address was written by this session's merge and
-            // points at value_len bytes that stay allocated and unchanged while the batch is
-            // current: in the batch's own data (copied values) or in an input chunk the run
-            // holds (pinned values: merge/cursor.rs for native, session.rs for BPF). `&self`
-            // keeps next_batch from running meanwhile.
-            unsafe { std::slice::from_raw_parts(e.value_addr as *const u8, e.value_len as usize) }
-        };
-        (key, value)
+        // SAFETY: every entry's value address was written by this session's merge and points at
+        // value_len bytes that stay allocated and unchanged while the batch is current: in the
+        // batch's own data (copied values) or in an input chunk a run holds (pinned values,
+        // merge/held.rs). `&self` keeps next_batch from running meanwhile.
+        unsafe { entry_slices(self.batch_data(), &self.batch_entries()[i]) }
     }
 
     /// Bytes read since the last call, for RocksDB's per-thread IOSTATS (`bytes_read`), which
