@@ -411,3 +411,76 @@ impl Drop for MergeAhead {
         }
     }
 }
+
+/// A compaction's merge, in line on the compaction thread or on its companion: what the bridge
+/// drives (and the merge tests, through the same calls).
+pub enum Merge {
+    Inline(Box<MergeSession>),
+    Ahead(MergeAhead),
+}
+
+impl Merge {
+    /// Opens `spec` on the companion when `ahead`, else in line. When no companion can run it,
+    /// the merge runs in line and the second value says why.
+    pub fn open(spec: CompactionSpec, ahead: bool) -> (Result<Merge, Failure>, Option<String>) {
+        let inline = |spec| {
+            MergeSession::open(spec)
+                .map(|s| Merge::Inline(Box::new(s)))
+                .map_err(Failure::Error)
+        };
+        if !ahead {
+            return (inline(spec), None);
+        }
+        match MergeAhead::open(spec) {
+            Ok(opened) => (opened.map(Merge::Ahead), None),
+            Err((spec, why)) => {
+                log::warn!("ringmerge: merging in line: {why}");
+                (inline(spec), Some(why))
+            }
+        }
+    }
+
+    /// The next batch; false once the stream is exhausted.
+    pub fn next_batch(&mut self) -> Result<bool, Failure> {
+        match self {
+            Merge::Inline(s) => s.next_batch().map_err(Failure::Error),
+            Merge::Ahead(a) => a.next_batch(),
+        }
+    }
+
+    pub fn batch_data(&self) -> &[u8] {
+        match self {
+            Merge::Inline(s) => s.batch_data(),
+            Merge::Ahead(a) => a.batch_data(),
+        }
+    }
+
+    pub fn batch_entries(&self) -> &[BatchEntry] {
+        match self {
+            Merge::Inline(s) => s.batch_entries(),
+            Merge::Ahead(a) => a.batch_entries(),
+        }
+    }
+
+    /// Entry `i` of the current batch as (internal key, value).
+    pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
+        match self {
+            Merge::Inline(s) => s.batch_entry(i),
+            Merge::Ahead(a) => a.batch_entry(i),
+        }
+    }
+
+    pub fn take_bytes_read(&mut self) -> u64 {
+        match self {
+            Merge::Inline(s) => s.take_bytes_read(),
+            Merge::Ahead(a) => a.take_bytes_read(),
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        match self {
+            Merge::Inline(s) => s.summary(),
+            Merge::Ahead(a) => a.summary(),
+        }
+    }
+}

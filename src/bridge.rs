@@ -5,10 +5,10 @@
 //! Nothing here throws: failures come back as a [`ffi::MergeStatus`] the C++ side turns into a
 //! RocksDB `Status`, and every entry point catches panics so none unwinds into C++.
 
-use crate::ahead::{Failure, MergeAhead};
+use crate::ahead::{Failure, Merge};
 use crate::block::checksum::ChecksumType;
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSpec, MergeChoice, MergeSession, DEFAULT_MEMORY_BUDGET};
+use crate::compaction::{CompactionSpec, MergeChoice, DEFAULT_MEMORY_BUDGET};
 use crate::error::Error;
 use crate::merge::bpf::Selection;
 use crate::merge::cursor::Bounds;
@@ -189,14 +189,8 @@ pub(crate) mod ffi {
     }
 }
 
-/// A merge session in line on the compaction thread, or on its companion (merge-ahead).
-enum Session {
-    Inline(Box<MergeSession>),
-    Ahead(MergeAhead),
-}
-
 pub struct CompactionMerge {
-    session: Option<Session>,
+    session: Option<Merge>,
     /// Why merge-ahead was asked for and not used.
     ahead_unavailable: Option<String>,
     error: Option<Error>,
@@ -384,23 +378,11 @@ fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
         internal: None,
     };
     let ahead = input.merge_ahead;
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Session, Failure> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Merge, Failure> {
         let spec = spec_from_input(input).map_err(Failure::Error)?;
-        if !ahead {
-            return MergeSession::open(spec)
-                .map(|s| Session::Inline(Box::new(s)))
-                .map_err(Failure::Error);
-        }
-        match MergeAhead::open(spec) {
-            Ok(opened) => opened.map(Session::Ahead),
-            Err((spec, why)) => {
-                log::warn!("ringmerge: merging in line: {why}");
-                merge.ahead_unavailable = Some(why);
-                MergeSession::open(spec)
-                    .map(|s| Session::Inline(Box::new(s)))
-                    .map_err(Failure::Error)
-            }
-        }
+        let (opened, unavailable) = Merge::open(spec, ahead);
+        merge.ahead_unavailable = unavailable;
+        opened
     }));
     match outcome {
         Ok(Ok(session)) => merge.session = Some(session),
@@ -431,12 +413,12 @@ impl CompactionMerge {
 
     /// The session for read-only queries (batch slices, figures): still readable after a merge
     /// error, so the LOG line can report how far it got, but not after a caught panic.
-    fn readable(&self) -> Option<&Session> {
+    fn readable(&self) -> Option<&Merge> {
         self.session.as_ref().filter(|_| self.internal.is_none())
     }
 
     /// The session for advancing: only while neither an error nor a panic happened.
-    fn live_session(&mut self) -> Option<&mut Session> {
+    fn live_session(&mut self) -> Option<&mut Merge> {
         if self.error.is_some() || self.internal.is_some() {
             return None;
         }
@@ -447,10 +429,7 @@ impl CompactionMerge {
         let Some(session) = self.live_session() else {
             return false;
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| match session {
-            Session::Inline(s) => s.next_batch().map_err(Failure::Error),
-            Session::Ahead(a) => a.next_batch(),
-        }));
+        let outcome = catch_unwind(AssertUnwindSafe(|| session.next_batch()));
         match outcome {
             Ok(Ok(more)) => more,
             Ok(Err(Failure::Error(e))) => {
@@ -469,38 +448,22 @@ impl CompactionMerge {
     }
 
     fn batch_data(&self) -> &[u8] {
-        match self.readable() {
-            Some(Session::Inline(s)) => s.batch_data(),
-            Some(Session::Ahead(a)) => a.batch_data(),
-            None => &[],
-        }
+        self.readable().map_or(&[], Merge::batch_data)
     }
 
     fn batch_entries(&self) -> &[ffi::BatchEntry] {
-        match self.readable() {
-            Some(Session::Inline(s)) => s.batch_entries(),
-            Some(Session::Ahead(a)) => a.batch_entries(),
-            None => &[],
-        }
+        self.readable().map_or(&[], Merge::batch_entries)
     }
 
     fn take_bytes_read(&mut self) -> u64 {
         if self.internal.is_some() {
             return 0;
         }
-        match self.session.as_mut() {
-            Some(Session::Inline(s)) => s.take_bytes_read(),
-            Some(Session::Ahead(a)) => a.take_bytes_read(),
-            None => 0,
-        }
+        self.session.as_mut().map_or(0, Merge::take_bytes_read)
     }
 
     fn summary(&self) -> ffi::MergeSummary {
-        let s = match self.readable() {
-            Some(Session::Inline(s)) => s.summary(),
-            Some(Session::Ahead(a)) => a.summary(),
-            None => Default::default(),
-        };
+        let s = self.readable().map(Merge::summary).unwrap_or_default();
         ffi::MergeSummary {
             backend: s.backend.to_owned(),
             io_uring_fallback_reason: s.fallback_reason.unwrap_or_default(),

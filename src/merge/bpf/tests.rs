@@ -3,7 +3,7 @@
 //! CAP_BPF + CAP_PERFMON (root here); without them the tests fail with the loader's reason.
 
 use super::{engine, Selection};
-use crate::ahead::{Failure, MergeAhead};
+use crate::ahead::{Failure, Merge, MergeAhead};
 use crate::block::checksum::ChecksumType;
 use crate::block::compression::ctype;
 use crate::block::compression::testutil::compress;
@@ -139,39 +139,6 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize)
     drain_with(runs, bounds, merge, budget, false)
 }
 
-/// A session in line, or on the companion thread (merge-ahead).
-enum Source {
-    Inline(Box<MergeSession>),
-    Ahead(MergeAhead),
-}
-
-impl Source {
-    fn next_batch(&mut self) -> bool {
-        match self {
-            Source::Inline(s) => s.next_batch().expect("batch"),
-            Source::Ahead(a) => a.next_batch().expect("batch"),
-        }
-    }
-    fn entries(&self) -> &[crate::compaction::BatchEntry] {
-        match self {
-            Source::Inline(s) => s.batch_entries(),
-            Source::Ahead(a) => a.batch_entries(),
-        }
-    }
-    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
-        match self {
-            Source::Inline(s) => s.batch_entry(i),
-            Source::Ahead(a) => a.batch_entry(i),
-        }
-    }
-    fn summary(&self) -> crate::compaction::Summary {
-        match self {
-            Source::Inline(s) => s.summary(),
-            Source::Ahead(a) => a.summary(),
-        }
-    }
-}
-
 fn drain_with(
     runs: &[SortedRun],
     bounds: &Bounds,
@@ -187,20 +154,18 @@ fn drain_with(
         backend: Backend::Auto,
         merge,
     };
-    let mut s = if ahead {
-        match MergeAhead::open(spec) {
-            Ok(opened) => Source::Ahead(opened.expect("open")),
-            Err((_, why)) => panic!("no merge-ahead thread: {why}"),
-        }
-    } else {
-        Source::Inline(Box::new(MergeSession::open(spec).expect("open")))
-    };
+    let (opened, unavailable) = Merge::open(spec, ahead);
+    assert!(
+        unavailable.is_none(),
+        "no merge-ahead thread: {unavailable:?}"
+    );
+    let mut s = opened.expect("open");
     let mut out: Entries = Vec::new();
     // The previous batch's values by address (and where they are in `out`), to check they
     // survive the making of the next batch: the contract C++ relies on, pinned values included.
     let mut previous: Vec<(u64, usize, usize, u32)> = Vec::new();
     let (mut pinned, mut copied) = (0usize, 0usize);
-    while s.next_batch() {
+    while s.next_batch().expect("batch") {
         if ahead {
             // Let the companion run ahead and reuse whatever it believes it may before the
             // previous batch is checked: a chunk given back one batch early gets overwritten.
@@ -213,15 +178,20 @@ fn drain_with(
             assert_eq!(now, &out[at].1[..], "a previous batch's value changed ({merge:?}, ahead {ahead}, pinned {pinned}, entry {at})");
         }
         previous.clear();
-        for i in 0..s.entries().len() {
-            let (k, v) = s.entry(i);
-            if s.entries()[i].pinned != 0 {
+        for i in 0..s.batch_entries().len() {
+            let (k, v) = s.batch_entry(i);
+            if s.batch_entries()[i].pinned != 0 {
                 pinned += 1;
             } else {
                 copied += 1;
             }
             if !v.is_empty() {
-                previous.push((v.as_ptr() as u64, v.len(), out.len(), s.entries()[i].pinned));
+                previous.push((
+                    v.as_ptr() as u64,
+                    v.len(),
+                    out.len(),
+                    s.batch_entries()[i].pinned,
+                ));
             }
             out.push((k.to_vec(), v.to_vec()));
         }
@@ -297,7 +267,7 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
             "ahead {merge:?} k={k}"
         );
         for (i, (a, b)) in ahead.entries.iter().zip(&native.entries).enumerate() {
-            assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs: key {} vs {}, value len {} vs {}, value head {:?} vs {:?}", a.0.len(), b.0.len(), a.1.len(), b.1.len(), &a.1[..a.1.len().min(8)], &b.1[..b.1.len().min(8)]);
+            assert!(a == b, "ahead {merge:?} k={k}: entry {i} differs");
         }
         assert!(ahead.pinned > 0, "ahead {merge:?} k={k}: nothing pinned");
     }
