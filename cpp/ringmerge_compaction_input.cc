@@ -1,9 +1,11 @@
 // ringmerge: see ringmerge_compaction_input.h.
 #include "ringmerge_compaction_input.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 
 #include "db/column_family.h"
@@ -21,6 +23,8 @@
 #include "ringmerge_write_behind.h"
 #include "rocksdb/comparator.h"
 #include "rocksdb/file_system.h"
+#include "rocksdb/rate_limiter.h"
+#include "rocksdb/statistics.h"
 #include "table/block_based/block_based_table_reader.h"
 #include "table/block_based/uncompression_dict_reader.h"
 #include "table/compaction_merging_iterator.h"
@@ -100,6 +104,9 @@ struct RingmergeCompactionInput::Rep {
   uint64_t write_behind_limit = 0;
   std::shared_ptr<RingmergeWriteBehindShared> write_behind =
       std::make_shared<RingmergeWriteBehindShared>();
+  // The priority the merge's reads request from the DB's rate_limiter
+  // ("IO_LOW", "IO_USER"); empty when reads are not rate limited.
+  std::string read_rate_limit;
 
   ~Rep() {
     if (internal_stats != nullptr) {
@@ -116,6 +123,56 @@ const bool kBpfPreloadStarted = [] {
   ringmerge::preload_from_env();
   return true;
 }();
+
+// The DB's rate_limiter for ringmerge's reads: the same RequestToken calls
+// (OpType::kRead, the compaction's rate_limiter_priority, the DB's statistics
+// for the rate limiter's tickers) RandomAccessFileReader::Read makes before
+// each piece of a compaction read, in pieces of at most one burst.
+class RingmergeReadThrottle : public ringmerge::ReadThrottle {
+ public:
+  RingmergeReadThrottle(std::shared_ptr<RateLimiter> limiter,
+                        std::shared_ptr<Statistics> stats,
+                        Env::IOPriority priority)
+      : limiter_(std::move(limiter)),
+        stats_(std::move(stats)),
+        priority_(priority) {}
+
+  void Request(uint64_t bytes) const override {
+    while (bytes > 0) {
+      const size_t ask = static_cast<size_t>(
+          std::min<uint64_t>(bytes, std::numeric_limits<size_t>::max()));
+      const size_t granted = limiter_->RequestToken(
+          ask, /*alignment=*/0, priority_, stats_.get(),
+          RateLimiter::OpType::kRead);
+      if (granted == 0) {
+        return;  // A limiter granting nothing would never let the read go.
+      }
+      bytes -= std::min<uint64_t>(granted, bytes);
+    }
+  }
+
+ private:
+  // Shared ownership: the merge (and this object) may outlive the compaction
+  // job on the merge-ahead companion thread until the stream is destroyed.
+  std::shared_ptr<RateLimiter> limiter_;
+  std::shared_ptr<Statistics> stats_;
+  Env::IOPriority priority_;
+};
+
+const char* IOPriorityName(Env::IOPriority p) {
+  switch (p) {
+    case Env::IO_LOW:
+      return "IO_LOW";
+    case Env::IO_MID:
+      return "IO_MID";
+    case Env::IO_HIGH:
+      return "IO_HIGH";
+    case Env::IO_USER:
+      return "IO_USER";
+    default:
+      return "IO_TOTAL";
+  }
+}
 
 const ringmerge::Settings& ProcessSettings() {
   // Read once: the mode is a property of the process, like an option.
@@ -490,8 +547,20 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   }
 
   const uint64_t sorted_runs = input.runs.size();
+  // Reads pass the DB's rate_limiter as stock compaction reads do, when it
+  // limits reads (Mode kReadsOnly or kAllIo) and the read options ask for it.
+  std::unique_ptr<ringmerge::ReadThrottle> throttle;
+  std::string read_rate_limit;
+  if (db_options.rate_limiter != nullptr &&
+      read_options.rate_limiter_priority != Env::IO_TOTAL &&
+      db_options.rate_limiter->IsRateLimited(RateLimiter::OpType::kRead)) {
+    throttle = std::make_unique<RingmergeReadThrottle>(
+        db_options.rate_limiter, db_options.statistics,
+        read_options.rate_limiter_priority);
+    read_rate_limit = IOPriorityName(read_options.rate_limiter_priority);
+  }
   rust::Box<ringmerge::CompactionMerge> merge =
-      ringmerge::open_merge(std::move(input));
+      ringmerge::open_merge(std::move(input), std::move(throttle));
   Status s = ToStatus(merge->status());
   if (!s.ok()) {
     // Nothing is written yet: the stock path runs and reports any real
@@ -520,6 +589,7 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   }
   auto rep = std::make_unique<Rep>();
   rep->write_behind_limit = settings.write_behind;
+  rep->read_rate_limit = std::move(read_rate_limit);
   rep->dict_files = dict_files;
   rep->range_del_files = range_del_files.size();
   if (cfd->internal_stats() != nullptr) {
@@ -720,6 +790,8 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.ahead_cpu_micros = m.ahead_cpu_micros;
   s.ahead_unavailable = std::string(m.ahead_unavailable);
   s.wrapped_fs = rep_->wrapped_fs;
+  s.read_rate_limit = rep_->read_rate_limit;
+  s.rate_limit_wait_micros = m.rate_limit_wait_micros;
   const RingmergeWriteBehindShared& wb = *rep_->write_behind;
   s.write_behind_limit = rep_->write_behind_limit;
   s.write_behind_files = wb.files.load(std::memory_order_relaxed);
@@ -768,6 +840,11 @@ std::string RingmergeSummary::ToString() const {
     // The operator chose RINGMERGE_WRAPPED_FS=verify: say whose reads were
     // bypassed (fault injection, accounting) in every line.
     out += " wrapped_fs=\"" + wrapped_fs + "\" (footers verified, read directly)";
+  }
+  if (!read_rate_limit.empty()) {
+    snprintf(buf, sizeof(buf), " read_rate_limit=%s rate_limit_wait_ms=%.1f",
+             read_rate_limit.c_str(), rate_limit_wait_micros / 1000.0);
+    out += buf;
   }
   if (!io_uring_fallback_reason.empty()) {
     out += " io_uring_unavailable=\"" + io_uring_fallback_reason + "\"";
@@ -823,6 +900,10 @@ void RingmergeJobStats::AddAccelerated(const RingmergeSummary& s) {
   total_.ahead = total_.ahead || s.ahead;
   total_.ahead_wait_micros += s.ahead_wait_micros;
   total_.ahead_cpu_micros += s.ahead_cpu_micros;
+  if (!s.read_rate_limit.empty()) {
+    total_.read_rate_limit = s.read_rate_limit;
+  }
+  total_.rate_limit_wait_micros += s.rate_limit_wait_micros;
   total_.runs += s.runs;
   total_.files += s.files;
   total_.blocks += s.blocks;
@@ -874,6 +955,11 @@ void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
     stream << "ringmerge_merge_ahead" << (total_.ahead ? "on" : "off");
     stream << "ringmerge_merge_ahead_wait_micros" << total_.ahead_wait_micros;
     stream << "ringmerge_merge_ahead_cpu_micros" << total_.ahead_cpu_micros;
+    if (!total_.read_rate_limit.empty()) {
+      stream << "ringmerge_read_rate_limit" << total_.read_rate_limit;
+      stream << "ringmerge_rate_limit_wait_micros"
+             << total_.rate_limit_wait_micros;
+    }
     stream << "ringmerge_write_behind" << total_.write_behind_limit;
     stream << "ringmerge_write_behind_bytes" << total_.write_behind_bytes;
     stream << "ringmerge_write_behind_wait_micros"

@@ -70,6 +70,10 @@ struct RingmergeSummary {
   // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
   // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
   std::string wrapped_fs;
+  // The priority ringmerge's reads requested from the DB's rate_limiter
+  // (empty: reads not rate limited) and the time they waited for it.
+  std::string read_rate_limit;
+  uint64_t rate_limit_wait_micros = 0;
   // Output write-behind (RINGMERGE_WRITE_BEHIND): the queue bound (0: off)
   // and, over the output files opened so far, bytes queued, the compaction
   // thread's waits (queue full; queue draining before Sync/Close) and the

@@ -12,7 +12,7 @@ use crate::compaction::{CompactionSpec, MergeChoice, DEFAULT_MEMORY_BUDGET};
 use crate::error::Error;
 use crate::merge::bpf::Selection;
 use crate::merge::cursor::Bounds;
-use crate::reader::Backend;
+use crate::reader::{Backend, ReadThrottle};
 use crate::sst_map::{InputFile, SortedRun};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -138,6 +138,8 @@ pub(crate) mod ffi {
         ahead_cpu_micros: u64,
         /// Why merge-ahead was asked for but the merge ran in line; empty otherwise.
         ahead_unavailable: String,
+        /// Time reads waited for the DB's read rate limit (see `ReadThrottle`).
+        rate_limit_wait_micros: u64,
     }
 
     /// RINGMERGE_WRAPPED_FS: what to do when the DB's FileSystem is not the default POSIX one.
@@ -165,6 +167,17 @@ pub(crate) mod ffi {
         fn verify_local_file(path: &str, file_size: u64, expected: &ExpectedFooter) -> String;
     }
 
+    unsafe extern "C++" {
+        include!("ringmerge_read_throttle.h");
+
+        /// The DB's `rate_limiter` as the compaction's reads see it (C++ implements it over
+        /// RocksDB's `RateLimiter`; see cpp/ringmerge_read_throttle.h).
+        type ReadThrottle;
+
+        /// Blocks until `bytes` may be read.
+        fn request_read(throttle: &ReadThrottle, bytes: u64);
+    }
+
     extern "Rust" {
         /// A compaction's merge; created by `open_merge` even when opening failed, so C++ always
         /// owns exactly one box and reads the outcome from `status()`.
@@ -175,7 +188,11 @@ pub(crate) mod ffi {
         /// With RINGMERGE_MODE=bpf, starts loading the BPF program on a background thread at
         /// process start, so its verification (~0.1 s) is not on the first compaction's path.
         fn preload_from_env();
-        fn open_merge(input: CompactionInput) -> Box<CompactionMerge>;
+        /// `throttle`: null, or the read rate limit every read of this merge passes first.
+        fn open_merge(
+            input: CompactionInput,
+            throttle: UniquePtr<ReadThrottle>,
+        ) -> Box<CompactionMerge>;
         fn status(self: &CompactionMerge) -> MergeStatus;
         /// Fills the next batch; false at the end of the stream or on error (see `status`).
         fn next_batch(self: &mut CompactionMerge) -> bool;
@@ -367,10 +384,40 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
         },
         backend,
         merge,
+        throttle: None,
     })
 }
 
-fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
+/// The C++ read throttle, owned by whichever thread runs the merge's reads.
+struct CxxReadThrottle(cxx::UniquePtr<ffi::ReadThrottle>);
+
+// SAFETY: `ReadThrottle` (cpp/ringmerge_read_throttle.h) is immutable after construction and its
+// only operation, the const `Request`, may be called from any thread: RocksDB's `RateLimiter` is
+// thread-safe (every DB thread calls it), and the object holds its own references to the limiter
+// and the statistics, so it may be destroyed on any thread too.
+unsafe impl Send for CxxReadThrottle {}
+// SAFETY: as above; `&ReadThrottle` only reaches the const, thread-safe `Request`.
+unsafe impl Sync for CxxReadThrottle {}
+
+impl CxxReadThrottle {
+    fn into_throttle(self) -> Option<ReadThrottle> {
+        if self.0.is_null() {
+            return None;
+        }
+        Some(ReadThrottle::new(move |bytes| self.request(bytes)))
+    }
+
+    fn request(&self, bytes: u64) {
+        if let Some(t) = self.0.as_ref() {
+            ffi::request_read(t, bytes);
+        }
+    }
+}
+
+fn open_merge(
+    input: ffi::CompactionInput,
+    throttle: cxx::UniquePtr<ffi::ReadThrottle>,
+) -> Box<CompactionMerge> {
     let mut merge = CompactionMerge {
         session: None,
         ahead_unavailable: None,
@@ -379,7 +426,8 @@ fn open_merge(input: ffi::CompactionInput) -> Box<CompactionMerge> {
     };
     let ahead = input.merge_ahead;
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Merge, Failure> {
-        let spec = spec_from_input(input).map_err(Failure::Error)?;
+        let mut spec = spec_from_input(input).map_err(Failure::Error)?;
+        spec.throttle = CxxReadThrottle(throttle).into_throttle();
         let (opened, unavailable) = Merge::open(spec, ahead);
         merge.ahead_unavailable = unavailable;
         opened
@@ -485,6 +533,7 @@ impl CompactionMerge {
             ahead_wait_micros: s.ahead_wait.as_micros() as u64,
             ahead_cpu_micros: s.ahead_cpu.as_micros() as u64,
             ahead_unavailable: self.ahead_unavailable.clone().unwrap_or_default(),
+            rate_limit_wait_micros: s.reader.throttle_wait_ns / 1000,
         }
     }
 }

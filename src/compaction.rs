@@ -12,7 +12,7 @@ use crate::merge::bpf::{self, Selection};
 use crate::merge::cursor::Bounds;
 use crate::merge::held::release_point;
 use crate::merge::{Merger, LINEAR_MAX};
-use crate::reader::{Backend, Memory, Reader, ReaderConfig, ReaderStats};
+use crate::reader::{Backend, Memory, ReadThrottle, Reader, ReaderConfig, ReaderStats};
 use crate::sst_map::{SortedRun, SstMap};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ pub struct CompactionSpec {
     pub memory_budget: usize,
     pub backend: Backend,
     pub merge: MergeChoice,
+    /// The DB's read rate limit (`rate_limiter` limiting reads); None reads unthrottled.
+    pub throttle: Option<ReadThrottle>,
 }
 
 pub use crate::bridge::ffi::BatchEntry;
@@ -296,6 +298,7 @@ impl MergeSession {
             backend: spec.backend,
             // The program reads the blocks where the reads land: in its arena.
             memory: bpf_engine.map_or(Memory::Heap, |(e, _)| Memory::Arena(e.arena())),
+            throttle: spec.throttle,
             ..ReaderConfig::default()
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
@@ -405,6 +408,7 @@ impl MergeSession {
     pub fn summary(&self) -> Summary {
         let reader = self.reader.stats();
         let wait = Duration::from_nanos(reader.wait_ns);
+        let throttle_wait = Duration::from_nanos(reader.throttle_wait_ns);
         let counts = self.engine.counts();
         Summary {
             backend: self.reader.backend_name(),
@@ -416,7 +420,8 @@ impl MergeSession {
             entries: counts.entries,
             reader,
             wait,
-            merge: self.busy.saturating_sub(wait),
+            // Neither waiting for reads nor for the read rate limit is merging.
+            merge: self.busy.saturating_sub(wait).saturating_sub(throttle_wait),
             merge_engine: match &self.engine {
                 Engine::Native(_) => "native",
                 Engine::Bpf(b) => match b.selection() {

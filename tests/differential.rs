@@ -36,6 +36,7 @@ fn scratch(name: &str) -> PathBuf {
 struct Outcome {
     dump: String,
     log: String,
+    stdout: String,
 }
 
 fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> Outcome {
@@ -65,6 +66,7 @@ fn run_mode_with(dir: &Path, mode: &str, args: &[&str], mut cmd: Command) -> Out
         dump: std::fs::read_to_string(&out).unwrap(),
         // An in-memory file system (--fs mem) keeps the LOG in memory too.
         log: std::fs::read_to_string(db.join("LOG")).unwrap_or_default(),
+        stdout: String::from_utf8_lossy(&res.stdout).into_owned(),
     }
 }
 
@@ -460,6 +462,84 @@ fn range_deletions_with_merge_operands_and_compression() {
 }
 
 /// Accelerated, and ringmerge itself decoded compressed blocks (they were not all stored raw).
+/// The bytes the DB's rate_limiter let through, as the driver prints them.
+fn rate_limiter_through(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rate_limiter read_bytes_through="))
+        .unwrap_or_else(|| panic!("no rate_limiter line in:\n{stdout}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn reads_pass_the_rate_limiter() {
+    // A rate_limiter that limits reads (db_bench --rate_limit_bg_reads): stock compaction asks
+    // it before every read; ringmerge's reads must too, or an operator's read limit would be
+    // silently lifted. 8 MB/s against ~20 MB of inputs keeps the limiter busy (each run waits
+    // about two seconds) without making the test long. The output must stay stock's.
+    let args = [
+        "--l0-files",
+        "4",
+        "--keys-per-file",
+        "2500",
+        "--value-min",
+        "1000",
+        "--value-max",
+        "1000",
+        "--rate-limit-reads",
+        "8000000",
+    ];
+    let dir = scratch("rate_limited_reads");
+    let stock = run_mode(&dir, "off", &args);
+    assert!(
+        rate_limiter_through(&stock.stdout) > 0,
+        "stock read nothing through the limiter"
+    );
+    let mut inline = Command::new(driver());
+    inline.env("RINGMERGE_MERGE_AHEAD", "off");
+    for (name, accel) in [
+        ("native", run_mode(&dir, "native", &args)),
+        ("bpf", run_mode(&dir, "bpf", &args)),
+        (
+            "native in line",
+            run_mode_with(&dir, "native", &args, inline),
+        ),
+    ] {
+        assert_same_dump(&stock.dump, &accel.dump, &dir);
+        assert_accelerated(&accel.log);
+        let lines: Vec<&str> = ringmerge_lines(&accel.log)
+            .into_iter()
+            .filter(|l| l.contains("ringmerge: accelerated"))
+            .collect();
+        for l in &lines {
+            assert!(l.contains(" read_rate_limit=IO_LOW "), "{name}: {l}");
+        }
+        // Every byte ringmerge read went through the limiter; the rest of what it let through
+        // is RocksDB's own reads of the new output tables (footer, index), as in stock.
+        let read = log_sum(&accel.log, "bytes_read");
+        let through = rate_limiter_through(&accel.stdout);
+        assert!(
+            through >= read && (through - read) * 10 < read,
+            "{name}: limiter let {through} bytes through, ringmerge read {read}"
+        );
+        // The limit bit: at 8 MB/s the reads had to wait for tokens.
+        let waited: f64 = lines
+            .iter()
+            .filter_map(|l| l.split(" rate_limit_wait_ms=").nth(1))
+            .map(|v| v.split(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert!(waited > 0.0, "{name}: no read waited for the limiter");
+    }
+    // Without a read limit nothing is asked and the LOG says nothing about it.
+    let plain = differential("unlimited_reads", &args[..8]);
+    assert!(
+        !plain.contains("read_rate_limit="),
+        "read_rate_limit in an unlimited run"
+    );
+}
+
 fn assert_decompressed(log: &str) {
     assert_accelerated(log);
     assert!(

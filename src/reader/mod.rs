@@ -37,6 +37,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use io_uring::{opcode, types};
@@ -70,6 +71,31 @@ pub enum Backend {
     Pread,
 }
 
+/// The DB's read rate limit, as the Reader sees it: every read (a continuation of a short read
+/// included) is announced with its length before it is submitted, and the call blocks until
+/// those bytes may be read. RocksDB's `RandomAccessFileReader` passes compaction reads through
+/// the DB's `rate_limiter` the same way (`RequestToken`, `OpType::kRead`, the compaction's
+/// `rate_limiter_priority`); the bridge's `request_read` is that call.
+#[derive(Clone)]
+pub struct ReadThrottle(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl ReadThrottle {
+    pub fn new(request: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        ReadThrottle(Arc::new(request))
+    }
+
+    /// Blocks until `bytes` may be read.
+    fn request(&self, bytes: u64) {
+        (self.0)(bytes)
+    }
+}
+
+impl fmt::Debug for ReadThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadThrottle")
+    }
+}
+
 /// Reader settings.
 #[derive(Clone, Debug)]
 pub struct ReaderConfig {
@@ -83,6 +109,8 @@ pub struct ReaderConfig {
     pub fault: Option<FaultSpec>,
     /// Where read buffers live (the BPF arena for the BPF merge).
     pub memory: Memory,
+    /// The DB's read rate limit; None reads unthrottled.
+    pub throttle: Option<ReadThrottle>,
 }
 
 impl Default for ReaderConfig {
@@ -94,6 +122,7 @@ impl Default for ReaderConfig {
             backend: Backend::Auto,
             fault: FaultSpec::from_env(),
             memory: Memory::Heap,
+            throttle: None,
         }
     }
 }
@@ -177,6 +206,8 @@ pub struct ReaderStats {
     pub wait_ns: u64,
     /// Reads that returned fewer bytes than asked (before end of file) and were continued.
     pub short_reads: u64,
+    /// Time spent waiting for the read rate limit ([`ReadThrottle`]); not part of `wait_ns`.
+    pub throttle_wait_ns: u64,
 }
 
 /// One read is at most this long; a longer span is read in pieces (the SQE length is 32-bit).
@@ -281,6 +312,7 @@ pub struct Reader {
     fallback_reason: Option<String>,
     short_fault: bool,
     memory: Memory,
+    throttle: Option<ReadThrottle>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -437,11 +469,20 @@ impl Reader {
             fallback_reason,
             short_fault: fault.short_reads,
             memory: cfg.memory,
+            throttle: cfg.throttle,
             _not_send: PhantomData,
         };
         if matches!(reader.engine, Engine::Uring(_)) {
+            // Under a read rate limit every read waits for its bytes before it is submitted:
+            // start with each stream's first read, so the merge can begin as soon as those
+            // are in, and queue the rest as the streams are consumed.
+            let first = if reader.throttle.is_some() {
+                1
+            } else {
+                usize::MAX
+            };
             for s in 0..reader.streams.len() {
-                reader.issue(s)?;
+                reader.issue(s, first)?;
             }
             // Every stream's first reads go out in one enter (more only past the SQ's size).
             while !reader.pending.is_empty() && reader.inflight < reader.max_inflight {
@@ -494,7 +535,7 @@ impl Reader {
             && self.streams[s].failed.is_none()
             && self.fatal.is_none()
         {
-            if let Err(e) = self.issue(s) {
+            if let Err(e) = self.issue(s, usize::MAX) {
                 log::warn!("ringmerge reader: {e}");
             }
         }
@@ -552,10 +593,13 @@ impl Reader {
         }
     }
 
-    /// Starts reads for the stream's next plans into its free buffers (queued, not submitted).
-    fn issue(&mut self, s: usize) -> Result<()> {
+    /// Starts reads for the stream's next plans into its free buffers (queued, not submitted),
+    /// at most `limit` of them.
+    fn issue(&mut self, s: usize, limit: usize) -> Result<()> {
         let st = &mut self.streams[s];
-        while st.next_issue < st.plans.len() {
+        let mut issued = 0;
+        while st.next_issue < st.plans.len() && issued < limit {
+            issued += 1;
             let Some(id) = st.free.pop() else { break };
             let plan = &st.plans[st.next_issue];
             let slot = &mut self.slots[id];
@@ -582,7 +626,7 @@ impl Reader {
     }
 
     fn next_uring(&mut self, s: usize) -> Result<Option<Chunk>> {
-        self.issue(s)?;
+        self.issue(s, usize::MAX)?;
         loop {
             let st = &self.streams[s];
             let Some(&id) = st.order.front() else {
@@ -650,6 +694,11 @@ impl Reader {
         }
         while slot.done < slot.target {
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
+            if let Some(t) = &self.throttle {
+                let t0 = Instant::now();
+                t.request(len as u64);
+                self.stats.throttle_wait_ns += t0.elapsed().as_nanos() as u64;
+            }
             let buf = slot
                 .buf
                 .as_mut()
@@ -741,7 +790,13 @@ impl Reader {
             return;
         };
         let mut sq = ring.ring.submission();
+        let mut pushed = 0;
         while self.inflight < self.max_inflight && !sq.is_full() {
+            // Under a read rate limit, one read per submission: a read's bytes are granted just
+            // before it goes out, not while it waits behind others in the SQ.
+            if self.throttle.is_some() && pushed > 0 {
+                break;
+            }
             let Some(id) = self.pending.pop_front() else {
                 break;
             };
@@ -749,6 +804,11 @@ impl Reader {
             let plan = &self.streams[slot.stream].plans[slot.plan];
             let file = &self.files[plan.file];
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
+            if let Some(t) = &self.throttle {
+                let t0 = Instant::now();
+                t.request(len as u64);
+                self.stats.throttle_wait_ns += t0.elapsed().as_nanos() as u64;
+            }
             let buf = slot
                 .buf
                 .as_mut()
@@ -770,6 +830,7 @@ impl Reader {
             slot.state = SlotState::InFlight;
             self.inflight += 1;
             self.stats.reads_submitted += 1;
+            pushed += 1;
         }
     }
 

@@ -108,6 +108,7 @@ fn cfg(budget: usize, depth: usize, backend: Backend) -> ReaderConfig {
         backend,
         fault: None,
         memory: Memory::Heap,
+        throttle: None,
     }
 }
 
@@ -958,4 +959,65 @@ fn budget_counts_rounded_buffers() {
         }
     }
     pool::clear();
+}
+
+#[test]
+fn throttle_is_asked_for_every_read_before_it_goes_out() {
+    // The DB's read rate limit (RateLimiter::RequestToken through the bridge): every read, a
+    // continuation of a short read included, is announced with its length first. Under a limit
+    // the reader starts one read per stream, so the merge can begin once those are in.
+    let dir = scratch();
+    let data = content(6 * MIB + 777, 5);
+    let path = write_file(dir.path(), "limited.sst", &data);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            for short_reads in [false, true] {
+                let asked = Arc::new(parking_lot::Mutex::new((0u64, 0u64)));
+                let seen = Arc::clone(&asked);
+                let streams = plans_for(data.len(), 4, 700_000, 3, 0);
+                let files = vec![FileSpec {
+                    path: path.clone(),
+                    direct,
+                }];
+                let mut c = cfg(16 * MIB, 3, backend);
+                c.fault = Some(FaultSpec {
+                    eio_path_contains: None,
+                    eio_from_offset: 0,
+                    short_reads,
+                });
+                c.throttle = Some(ReadThrottle::new(move |bytes| {
+                    let mut a = seen.lock();
+                    a.0 += 1;
+                    a.1 += bytes;
+                }));
+                let mut r = Reader::new(files, streams.clone(), c).unwrap();
+                let at_open = asked.lock().0;
+                if r.backend_name() == "io_uring" {
+                    // (With short reads, the first reads' continuations go out at open too.)
+                    if !short_reads {
+                        assert_eq!(at_open, streams.len() as u64, "one read per stream at open");
+                    }
+                } else {
+                    assert_eq!(at_open, 0, "pread reads when a chunk is asked for");
+                }
+                drain_and_check(&mut r, &streams, &[&data]);
+                let st = r.stats();
+                let (calls, bytes) = *asked.lock();
+                let what = format!("direct {direct}, {backend:?}, short reads {short_reads}");
+                assert_eq!(calls, st.reads_submitted, "{what}");
+                // Each piece asks for what it reads (the short-read fault shortens the ask
+                // itself; a continuation asks for the rest). Only an O_DIRECT read that ends in
+                // the file's last, partial page gets less than its aligned ask.
+                assert!(
+                    bytes >= st.bytes_read && bytes - st.bytes_read < ALIGN as u64,
+                    "{what}: asked {bytes}, {st:?}"
+                );
+                assert!(
+                    direct || bytes == st.bytes_read,
+                    "{what}: asked {bytes}, {st:?}"
+                );
+                assert!(!short_reads || st.short_reads > 0, "{what}: {st:?}");
+            }
+        }
+    }
 }

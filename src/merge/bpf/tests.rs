@@ -153,6 +153,7 @@ fn drain_with(
         memory_budget: budget,
         backend: Backend::Auto,
         merge,
+        throttle: None,
     };
     let (opened, unavailable) = Merge::open(spec, ahead);
     assert!(
@@ -507,6 +508,7 @@ fn merge_throughput_by_inputs() {
                     memory_budget: 64 << 20,
                     backend: Backend::Auto,
                     merge: *choice,
+                    throttle: None,
                 };
                 let t0 = Instant::now();
                 let mut s = MergeSession::open(spec).unwrap();
@@ -608,6 +610,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 memory_budget: 8 << 20,
                 backend: Backend::Auto,
                 merge,
+                throttle: None,
             };
             let outcome = MergeSession::open(spec.clone()).and_then(|mut s| {
                 while s.next_batch()? {}
@@ -619,7 +622,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
             }
             // The same error through merge-ahead, from the companion thread.
             let outcome = match MergeAhead::open(spec) {
-                Err((_, why)) => panic!("no merge-ahead thread: {why}"),
+                Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
                 Ok(opened) => opened.and_then(|mut a| {
                     while a.next_batch()? {}
                     Ok(())
@@ -669,10 +672,11 @@ fn merge_ahead_stops_early_and_serves_overlapping_merges() {
         memory_budget: 8 << 20,
         backend: Backend::Auto,
         merge: MergeChoice::Native,
+        throttle: None,
     };
     let open = |spec| match MergeAhead::open(spec) {
         Ok(opened) => opened.expect("open"),
-        Err((_, why)) => panic!("no merge-ahead thread: {why}"),
+        Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
     };
     let want = drain(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20).entries;
     for _ in 0..3 {
