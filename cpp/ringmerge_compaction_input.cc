@@ -789,6 +789,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.ahead_wait_micros = m.ahead_wait_micros;
   s.ahead_cpu_micros = m.ahead_cpu_micros;
   s.ahead_unavailable = std::string(m.ahead_unavailable);
+  s.ahead_attrs_unapplied = std::string(m.ahead_attrs_unapplied);
   s.wrapped_fs = rep_->wrapped_fs;
   s.read_rate_limit = rep_->read_rate_limit;
   s.rate_limit_wait_micros = m.rate_limit_wait_micros;
@@ -831,6 +832,9 @@ std::string RingmergeSummary::ToString() const {
              " merge_ahead=on ahead_wait_ms=%.1f ahead_cpu_ms=%.1f",
              ahead_wait_micros / 1000.0, ahead_cpu_micros / 1000.0);
     out += buf;
+    if (!ahead_attrs_unapplied.empty()) {
+      out += " ahead_attrs_unapplied=\"" + ahead_attrs_unapplied + "\"";
+    }
   } else if (!ahead_unavailable.empty()) {
     out += " merge_ahead_unavailable=\"" + ahead_unavailable + "\"";
   } else {

@@ -67,6 +67,9 @@ struct RingmergeSummary {
   uint64_t ahead_wait_micros = 0;
   uint64_t ahead_cpu_micros = 0;
   std::string ahead_unavailable;
+  // The compaction thread's scheduling attributes (nice, policy, I/O priority,
+  // CPUs) the companion could not take on; empty when it took all.
+  std::string ahead_attrs_unapplied;
   // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
   // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
   std::string wrapped_fs;

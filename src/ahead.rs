@@ -26,6 +26,7 @@
 
 use crate::compaction::{Batch, BatchEntry, CompactionSpec, MergeSession, Summary};
 use crate::error::Error;
+use crate::thread_attrs::ThreadAttrs;
 use parking_lot::{Condvar, Mutex};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -78,6 +79,10 @@ struct State {
     tail_bytes_read: u64,
     summary: Summary,
     companion_cpu: Duration,
+    /// The compaction thread's scheduling attributes the companion could not take on.
+    attrs_unapplied: Vec<String>,
+    /// The companion's thread id (for tests).
+    companion_tid: i32,
 }
 
 struct Handoff {
@@ -90,6 +95,9 @@ struct Handoff {
 
 struct Job {
     spec: CompactionSpec,
+    /// The compaction thread's nice value, policy, I/O priority and CPUs, which the companion
+    /// takes on for this merge (an operator's lowered compaction priority holds for it too).
+    attrs: ThreadAttrs,
     handoff: Arc<Handoff>,
     /// The companion's busy flag, cleared when this job's session is gone.
     busy: Arc<AtomicBool>,
@@ -132,6 +140,7 @@ type Unserved = Box<(CompactionSpec, String)>;
 fn submit(spec: CompactionSpec, handoff: Arc<Handoff>) -> Result<(), Unserved> {
     let mut job = Some(Job {
         spec,
+        attrs: ThreadAttrs::current(),
         handoff,
         busy: Arc::new(AtomicBool::new(true)),
     });
@@ -199,9 +208,17 @@ fn thread_cpu() -> Duration {
 fn run(job: Job) {
     let Job {
         spec,
+        attrs,
         handoff,
         busy,
     } = job;
+    {
+        let unapplied = attrs.apply();
+        let mut st = handoff.state.lock();
+        st.attrs_unapplied = unapplied;
+        // SAFETY: gettid takes no arguments and cannot fail.
+        st.companion_tid = unsafe { libc::gettid() };
+    }
     let cpu0 = thread_cpu();
     // The session outlives `produce`: batches still readable by the consumer point into its
     // chunks (pinned values), so it is dropped only once the consumer has stopped.
@@ -400,7 +417,16 @@ impl MergeAhead {
         s.ahead = true;
         s.ahead_wait = self.wait;
         s.ahead_cpu = st.companion_cpu;
+        if !st.attrs_unapplied.is_empty() {
+            s.ahead_attrs_unapplied = Some(st.attrs_unapplied.join("; "));
+        }
         s
+    }
+
+    /// The companion's thread id (tests look at its scheduling attributes).
+    #[cfg(test)]
+    pub fn companion_tid(&self) -> i32 {
+        self.handoff.state.lock().companion_tid
     }
 }
 

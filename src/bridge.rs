@@ -140,6 +140,9 @@ pub(crate) mod ffi {
         ahead_unavailable: String,
         /// Time reads waited for the DB's read rate limit (see `ReadThrottle`).
         rate_limit_wait_micros: u64,
+        /// The compaction thread's scheduling attributes (nice, policy, I/O priority, CPUs) the
+        /// merge-ahead companion could not take on; empty when it took all (thread_attrs.rs).
+        ahead_attrs_unapplied: String,
     }
 
     /// RINGMERGE_WRAPPED_FS: what to do when the DB's FileSystem is not the default POSIX one.
@@ -534,6 +537,7 @@ impl CompactionMerge {
             ahead_cpu_micros: s.ahead_cpu.as_micros() as u64,
             ahead_unavailable: self.ahead_unavailable.clone().unwrap_or_default(),
             rate_limit_wait_micros: s.reader.throttle_wait_ns / 1000,
+            ahead_attrs_unapplied: s.ahead_attrs_unapplied.unwrap_or_default(),
         }
     }
 }

@@ -165,6 +165,8 @@ pub struct Summary {
     pub ahead_wait: Duration,
     /// CPU time of the companion thread for this merge.
     pub ahead_cpu: Duration,
+    /// The compaction thread's scheduling attributes the companion could not take on.
+    pub ahead_attrs_unapplied: Option<String>,
 }
 
 /// The native merge with its double-buffered batches.

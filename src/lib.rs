@@ -16,6 +16,7 @@ pub mod error;
 pub mod merge;
 pub mod reader;
 pub mod sst_map;
+mod thread_attrs;
 pub mod wrapped_fs;
 
 pub use error::{Error, Result};

@@ -702,3 +702,59 @@ fn merge_ahead_stops_early_and_serves_overlapping_merges() {
         drop(first);
     }
 }
+
+/// The companion does compaction work, so it runs with the compaction thread's scheduling
+/// attributes (an operator's `LowerThreadPoolCPUPriority`/`IOPriority`, CPU pinning), and it
+/// follows them when they change between merges, though it is made once and kept.
+#[test]
+fn merge_ahead_companion_takes_the_compaction_threads_priority() {
+    use crate::thread_attrs::ThreadAttrs;
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let runs = make_runs(dir.path(), 3, 2000, 200, 17);
+    // A thread of its own plays the compaction thread, so its companion is new and the test's
+    // attribute changes stay on it.
+    std::thread::spawn(move || {
+        let spec = || CompactionSpec {
+            runs: runs.clone(),
+            bounds: Bounds::default(),
+            direct: false,
+            memory_budget: 8 << 20,
+            backend: Backend::Auto,
+            merge: MergeChoice::Native,
+            throttle: None,
+        };
+        let start = ThreadAttrs::current();
+        let cpus = start.cpus.clone().expect("affinity");
+        // RocksDB's CpuPriority::kLow and IOPRIO_CLASS_IDLE, pinned to the last CPU; then
+        // kIdle (SCHED_IDLE) with best-effort I/O level 4, pinned to the first CPU.
+        let low = ThreadAttrs {
+            nice: 19,
+            policy: libc::SCHED_OTHER,
+            ioprio: 3 << 13,
+            cpus: Some(vec![*cpus.last().unwrap()]),
+        };
+        let idle = ThreadAttrs {
+            nice: 5,
+            policy: libc::SCHED_IDLE,
+            ioprio: (2 << 13) | 4,
+            cpus: Some(vec![cpus[0]]),
+        };
+        let mut companion = None;
+        for want in [&low, &idle, &start] {
+            assert!(want.apply().is_empty(), "{:?}", want.apply());
+            let mut m = match MergeAhead::open(spec()) {
+                Ok(opened) => opened.expect("open"),
+                Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
+            };
+            assert!(m.next_batch().expect("batch"));
+            let tid = m.companion_tid();
+            // The same kept companion every time.
+            assert_eq!(*companion.get_or_insert(tid), tid);
+            assert_eq!(&ThreadAttrs::of(tid), want, "companion {tid}");
+            assert!(m.summary().ahead_attrs_unapplied.is_none());
+            while m.next_batch().expect("batch") {}
+        }
+    })
+    .join()
+    .unwrap();
+}
