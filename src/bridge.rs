@@ -268,6 +268,19 @@ fn settings_from_env() -> ffi::Settings {
             }
         },
     };
+    // Read buffers each thread keeps between compactions (reader/pool.rs): a process-wide
+    // setting of the Rust side, applied here where the environment is read once per process.
+    match std::env::var("RINGMERGE_POOL_CAP") {
+        Err(_) => {}
+        Ok(v) => match v.parse::<u64>() {
+            Ok(n) => crate::reader::set_pool_cap(usize::try_from(n).unwrap_or(usize::MAX)),
+            Err(_) => {
+                warning = format!(
+                    "RINGMERGE_POOL_CAP={v} is not a byte count: keeping up to 64 MiB per thread"
+                );
+            }
+        },
+    }
     let merge_ahead = match std::env::var("RINGMERGE_MERGE_AHEAD").as_deref() {
         Err(_) | Ok("") | Ok("on") => true,
         Ok("off") => false,

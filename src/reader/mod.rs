@@ -45,6 +45,7 @@ use io_uring::{opcode, types};
 use crate::error::{Error, Result};
 pub use buffer::Memory;
 use buffer::{align_down, align_up, AlignedBuf, ALIGN};
+pub use pool::set_cap as set_pool_cap;
 
 /// One input file.
 #[derive(Clone, Debug)]

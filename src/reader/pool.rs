@@ -17,10 +17,13 @@
 //! exactly a class, so callers that size plans by it land on the same classes compaction after
 //! compaction.
 //!
-//! **Bound.** The pool keeps at most [`POOL_CAP`] bytes per thread; giving back a buffer that
-//! does not fit evicts the oldest pooled buffers first (sizes drift, so the newest classes are
-//! the likeliest to be asked for again), and a buffer larger than the cap is freed. A thread
-//! therefore holds at most `POOL_CAP` idle bytes plus the budgets of its live Readers.
+//! **Bound.** The pool keeps at most [`cap`] bytes per thread ([`POOL_CAP`], 64 MiB, unless the
+//! process set another with [`set_cap`]: `RINGMERGE_POOL_CAP`, read by the bridge); giving back
+//! a buffer that does not fit evicts the oldest pooled buffers first (sizes drift, so the newest
+//! classes are the likeliest to be asked for again), and a buffer larger than the cap is freed.
+//! A thread therefore holds at most the cap in idle bytes plus the budgets of its live Readers,
+//! and a process at most (threads that ran a merge) x cap idle: an operator with many
+//! compaction threads trades the allocation a smaller cap brings back for that memory.
 //!
 //! **Who gives buffers back.** Only a Reader, from its own `Drop`, and only buffers no read can
 //! still be writing into (see `impl Drop for Reader`: after a failed drain nothing goes to the
@@ -38,11 +41,26 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::buffer::{AlignedBuf, Memory, ALIGN};
 
-/// Most bytes of idle buffers one thread keeps (the default memory budget).
+/// Most bytes of idle buffers one thread keeps, by default (the default memory budget).
 pub const POOL_CAP: usize = 64 << 20;
+
+/// The per-thread cap in force (a process-wide setting).
+static CAP: AtomicUsize = AtomicUsize::new(POOL_CAP);
+
+/// Sets the most bytes of idle buffers each thread keeps from now on (0: none are kept).
+/// Pools already over it shrink as buffers are next given back.
+pub fn set_cap(bytes: usize) {
+    CAP.store(bytes, Ordering::Relaxed);
+}
+
+/// The per-thread cap in force.
+pub fn cap() -> usize {
+    CAP.load(Ordering::Relaxed)
+}
 
 /// Size classes are multiples of this from here on, powers of two below it.
 pub const CLASS_STEP: usize = 256 << 10;
@@ -114,19 +132,28 @@ pub fn take(len: usize, memory: Memory) -> Option<AlignedBuf> {
     AlignedBuf::new_in(len, memory)
 }
 
-/// Keeps `buf` for a later [`take`] on this thread, within [`POOL_CAP`] (evicting the oldest
+/// Keeps `buf` for a later [`take`] on this thread, within [`cap`] (evicting the oldest
 /// buffers to make room); frees it if it is larger than the cap or the thread is exiting.
 ///
 /// The caller guarantees nothing (no kernel read in particular) can still write into `buf`.
 pub fn give(buf: AlignedBuf) {
     let len = buf.len();
-    if len == 0 || len > POOL_CAP {
+    let cap = cap();
+    if len == 0 || len > cap {
+        // Also empties a pool left over a lowered cap.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            while p.bytes > cap {
+                let Some(old) = p.bufs.pop_front() else { break };
+                p.bytes -= old.len();
+            }
+        });
         return;
     }
     // If thread-local storage is already gone the closure (and the buffer it owns) is dropped.
     let _ = POOL.try_with(move |p| {
         let mut p = p.borrow_mut();
-        while p.bytes + len > POOL_CAP {
+        while p.bytes + len > cap {
             let Some(old) = p.bufs.pop_front() else { break };
             p.bytes -= old.len();
         }

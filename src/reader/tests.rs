@@ -707,8 +707,13 @@ fn size_classes() {
     }
 }
 
+/// Tests that count pooled buffers hold this, so one that changes the process-wide cap
+/// (`pool_cap_can_be_lowered_and_zeroed`) cannot run beside them.
+static POOL_CAP_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 #[test]
 fn pool_reuses_buffers_across_readers_on_one_thread() {
+    let _cap = POOL_CAP_LOCK.lock();
     let dir = scratch();
     let data = content(8 * MIB, 21);
     let other = content(8 * MIB, 22);
@@ -791,6 +796,7 @@ fn pool_reuses_buffers_across_readers_on_one_thread() {
 #[test]
 fn pool_cap_is_respected() {
     use pool::{give, pooled, take, POOL_CAP};
+    let _cap = POOL_CAP_LOCK.lock();
     pool::clear();
     let small = take(256 << 10, Memory::Heap).unwrap();
     give(small);
@@ -834,6 +840,7 @@ fn pool_cap_is_respected() {
 
 #[test]
 fn pool_is_per_thread() {
+    let _cap = POOL_CAP_LOCK.lock();
     let dir = scratch();
     let data = content(4 * MIB, 24);
     let path = write_file(dir.path(), "thread.sst", &data);
@@ -1020,4 +1027,37 @@ fn throttle_is_asked_for_every_read_before_it_goes_out() {
             }
         }
     }
+}
+
+#[test]
+fn pool_cap_can_be_lowered_and_zeroed() {
+    // RINGMERGE_POOL_CAP: an operator with many compaction threads lowers what each keeps idle
+    // (0: nothing). A lowered cap also empties a pool that is over it at the next give-back.
+    use pool::{give, pooled, set_cap, take, POOL_CAP};
+    let _cap = POOL_CAP_LOCK.lock();
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_cap(POOL_CAP);
+        }
+    }
+    let _restore = Restore;
+    std::thread::spawn(|| {
+        let bufs: Vec<_> = (0..3)
+            .map(|_| take(4 * MIB, Memory::Heap).unwrap())
+            .collect();
+        set_cap(8 * MIB);
+        for b in bufs {
+            give(b);
+        }
+        assert_eq!(pooled(), (2, 8 * MIB), "two 4 MiB buffers fit 8 MiB");
+        set_cap(0);
+        give(take(MIB, Memory::Heap).unwrap());
+        assert_eq!(pooled(), (0, 0), "cap 0 keeps nothing");
+        set_cap(POOL_CAP);
+        give(take(MIB, Memory::Heap).unwrap());
+        assert_eq!(pooled(), (1, MIB));
+    })
+    .join()
+    .unwrap();
 }
