@@ -758,3 +758,35 @@ fn merge_ahead_companion_takes_the_compaction_threads_priority() {
     .join()
     .unwrap();
 }
+
+/// A compaction thread pinned to one CPU merges in line: its companion could only take turns
+/// with it on that CPU, and the handoff costs CPU. The reason comes back for the LOG line.
+#[test]
+fn merge_ahead_is_not_used_on_a_single_cpu() {
+    use crate::thread_attrs::ThreadAttrs;
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let runs = make_runs(dir.path(), 2, 500, 100, 23);
+    std::thread::spawn(move || {
+        let mut one = ThreadAttrs::current();
+        let cpu = one.cpus.as_ref().expect("affinity")[0];
+        one.cpus = Some(vec![cpu]);
+        assert!(one.apply().is_empty());
+        let spec = CompactionSpec {
+            runs,
+            bounds: Bounds::default(),
+            direct: false,
+            memory_budget: 8 << 20,
+            backend: Backend::Auto,
+            merge: MergeChoice::Native,
+            throttle: None,
+        };
+        let (opened, why) = Merge::open(spec, true);
+        let mut m = opened.expect("open");
+        assert!(matches!(m, Merge::Inline(_)), "merged ahead on one CPU");
+        let why = why.expect("a reason for the LOG line");
+        assert!(why.contains("one CPU only"), "{why}");
+        assert!(m.next_batch().expect("batch"));
+    })
+    .join()
+    .unwrap();
+}
