@@ -133,14 +133,14 @@ thread_local! {
 /// A merge no companion thread could take, given back with the reason.
 type Unserved = Box<(CompactionSpec, String)>;
 
-/// Hands `job` to this thread's companion (made on first use). A second merge alive on the same
-/// thread gets a companion of its own, which ends with that job. Err gives the spec back when no
-/// thread could be made.
+/// Hands `job` to this thread's companion (made on first use), which takes on `attrs` (this
+/// thread's) for it. A second merge alive on the same thread gets a companion of its own, which
+/// ends with that job. Err gives the spec back when no thread could be made.
 /// (Boxed: the spec is large, and this is the rare path.)
-fn submit(spec: CompactionSpec, handoff: Arc<Handoff>) -> Result<(), Unserved> {
+fn submit(spec: CompactionSpec, attrs: ThreadAttrs, handoff: Arc<Handoff>) -> Result<(), Unserved> {
     let mut job = Some(Job {
         spec,
-        attrs: ThreadAttrs::current(),
+        attrs,
         handoff,
         busy: Arc::new(AtomicBool::new(true)),
     });
@@ -316,9 +316,13 @@ pub struct MergeAhead {
 }
 
 impl MergeAhead {
-    /// Opens `spec`'s session on this thread's companion and waits until it is open (or failed).
+    /// Opens `spec`'s session on this thread's companion, which takes on `attrs` (this thread's,
+    /// `ThreadAttrs::current()`), and waits until it is open (or failed).
     /// Err((spec, why)) when no companion thread can run it: the caller merges in line.
-    pub fn open(spec: CompactionSpec) -> Result<Result<MergeAhead, Failure>, Unserved> {
+    pub(crate) fn open(
+        spec: CompactionSpec,
+        attrs: ThreadAttrs,
+    ) -> Result<Result<MergeAhead, Failure>, Unserved> {
         let handoff = Arc::new(Handoff {
             state: Mutex::new(State {
                 free: (0..SLOTS).map(|_| Batch::default()).collect(),
@@ -327,7 +331,7 @@ impl MergeAhead {
             to_consumer: Condvar::new(),
             to_companion: Condvar::new(),
         });
-        submit(spec, handoff.clone())?;
+        submit(spec, attrs, handoff.clone())?;
         let mut st = handoff.state.lock();
         while !st.opened && st.end.is_none() {
             handoff.to_consumer.wait(&mut st);
@@ -467,7 +471,8 @@ impl Merge {
         // one CPU, the two threads would only take turns on it, and the handoff costs CPU (the
         // LZ4 manual compaction under `taskset -c 1`: 0.81-0.97 s of process CPU ahead against
         // 0.71 s in line).
-        if let Some(cpus) = ThreadAttrs::current().cpus {
+        let attrs = ThreadAttrs::current();
+        if let Some(cpus) = &attrs.cpus {
             if cpus.len() < 2 {
                 let why = format!(
                     "the compaction thread may run on one CPU only ({cpus:?}), so a companion \
@@ -476,7 +481,7 @@ impl Merge {
                 return (inline(spec), Some(why));
             }
         }
-        match MergeAhead::open(spec) {
+        match MergeAhead::open(spec, attrs) {
             Ok(opened) => (opened.map(Merge::Ahead), None),
             Err(unserved) => {
                 let (spec, why) = *unserved;

@@ -139,27 +139,30 @@ pub fn take(len: usize, memory: Memory) -> Option<AlignedBuf> {
 pub fn give(buf: AlignedBuf) {
     let len = buf.len();
     let cap = cap();
-    if len == 0 || len > cap {
-        // Also empties a pool left over a lowered cap.
-        let _ = POOL.try_with(|p| {
-            let mut p = p.borrow_mut();
-            while p.bytes > cap {
-                let Some(old) = p.bufs.pop_front() else { break };
-                p.bytes -= old.len();
-            }
-        });
-        return;
-    }
     // If thread-local storage is already gone the closure (and the buffer it owns) is dropped.
     let _ = POOL.try_with(move |p| {
         let mut p = p.borrow_mut();
-        while p.bytes + len > cap {
-            let Some(old) = p.bufs.pop_front() else { break };
-            p.bytes -= old.len();
+        if len == 0 || len > cap {
+            // Not kept; still brings a pool left over a lowered cap back under it.
+            p.shrink_to(cap);
+            return;
         }
+        p.shrink_to(cap - len);
         p.bytes += len;
         p.bufs.push_back(buf);
     });
+}
+
+impl Pool {
+    /// Frees the oldest buffers until at most `bytes` are kept.
+    fn shrink_to(&mut self, bytes: usize) {
+        while self.bytes > bytes {
+            let Some(old) = self.bufs.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
 }
 
 /// Fresh buffer allocations made on this thread so far.

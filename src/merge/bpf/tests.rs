@@ -13,6 +13,7 @@ use crate::compaction::{CompactionSpec, MergeChoice, MergeSession};
 use crate::merge::cursor::Bounds;
 use crate::reader::Backend;
 use crate::sst_map::{InputFile, SortedRun};
+use crate::thread_attrs::ThreadAttrs;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -139,14 +140,15 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize)
     drain_with(runs, bounds, merge, budget, false)
 }
 
-fn drain_with(
+/// The spec every merge test uses: buffered reads, io_uring where it is available, no read
+/// rate limit.
+fn spec_for(
     runs: &[SortedRun],
     bounds: &Bounds,
     merge: MergeChoice,
     budget: usize,
-    ahead: bool,
-) -> Drained {
-    let spec = CompactionSpec {
+) -> CompactionSpec {
+    CompactionSpec {
         runs: runs.to_vec(),
         bounds: bounds.clone(),
         direct: false,
@@ -154,7 +156,25 @@ fn drain_with(
         backend: Backend::Auto,
         merge,
         throttle: None,
-    };
+    }
+}
+
+/// `spec` opened on this thread's companion, which must be there.
+fn open_ahead(spec: CompactionSpec) -> MergeAhead {
+    match MergeAhead::open(spec, ThreadAttrs::current()) {
+        Ok(opened) => opened.expect("open"),
+        Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
+    }
+}
+
+fn drain_with(
+    runs: &[SortedRun],
+    bounds: &Bounds,
+    merge: MergeChoice,
+    budget: usize,
+    ahead: bool,
+) -> Drained {
+    let spec = spec_for(runs, bounds, merge, budget);
     let (opened, unavailable) = Merge::open(spec, ahead);
     assert!(
         unavailable.is_none(),
@@ -501,15 +521,7 @@ fn merge_throughput_by_inputs() {
         // Interleaved reps; the first pass also warms the page cache and the arena.
         for rep in 0..=reps {
             for (vi, (_, choice)) in variants.iter().enumerate() {
-                let spec = CompactionSpec {
-                    runs: runs.clone(),
-                    bounds: Bounds::default(),
-                    direct: false,
-                    memory_budget: 64 << 20,
-                    backend: Backend::Auto,
-                    merge: *choice,
-                    throttle: None,
-                };
+                let spec = spec_for(&runs, &Bounds::default(), *choice, 64 << 20);
                 let t0 = Instant::now();
                 let mut s = MergeSession::open(spec).unwrap();
                 let mut bytes = 0;
@@ -603,15 +615,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
             }],
         }];
         for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
-            let spec = CompactionSpec {
-                runs: runs.clone(),
-                bounds: Bounds::default(),
-                direct: false,
-                memory_budget: 8 << 20,
-                backend: Backend::Auto,
-                merge,
-                throttle: None,
-            };
+            let spec = spec_for(&runs, &Bounds::default(), merge, 8 << 20);
             let outcome = MergeSession::open(spec.clone()).and_then(|mut s| {
                 while s.next_batch()? {}
                 Ok(())
@@ -621,7 +625,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 other => panic!("{name} {merge:?}: expected Corruption, got {other:?}"),
             }
             // The same error through merge-ahead, from the companion thread.
-            let outcome = match MergeAhead::open(spec) {
+            let outcome = match MergeAhead::open(spec, ThreadAttrs::current()) {
                 Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
                 Ok(opened) => opened.and_then(|mut a| {
                     while a.next_batch()? {}
@@ -665,19 +669,8 @@ fn private_engine_loads_and_tears_down() {
 fn merge_ahead_stops_early_and_serves_overlapping_merges() {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let runs = make_runs(dir.path(), 4, 4000, 400, 11);
-    let spec = || CompactionSpec {
-        runs: runs.clone(),
-        bounds: Bounds::default(),
-        direct: false,
-        memory_budget: 8 << 20,
-        backend: Backend::Auto,
-        merge: MergeChoice::Native,
-        throttle: None,
-    };
-    let open = |spec| match MergeAhead::open(spec) {
-        Ok(opened) => opened.expect("open"),
-        Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
-    };
+    let spec = || spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
+    let open = open_ahead;
     let want = drain(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20).entries;
     for _ in 0..3 {
         let mut first = open(spec());
@@ -708,21 +701,12 @@ fn merge_ahead_stops_early_and_serves_overlapping_merges() {
 /// follows them when they change between merges, though it is made once and kept.
 #[test]
 fn merge_ahead_companion_takes_the_compaction_threads_priority() {
-    use crate::thread_attrs::ThreadAttrs;
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let runs = make_runs(dir.path(), 3, 2000, 200, 17);
     // A thread of its own plays the compaction thread, so its companion is new and the test's
     // attribute changes stay on it.
     std::thread::spawn(move || {
-        let spec = || CompactionSpec {
-            runs: runs.clone(),
-            bounds: Bounds::default(),
-            direct: false,
-            memory_budget: 8 << 20,
-            backend: Backend::Auto,
-            merge: MergeChoice::Native,
-            throttle: None,
-        };
+        let spec = || spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
         let start = ThreadAttrs::current();
         let cpus = start.cpus.clone().expect("affinity");
         // RocksDB's CpuPriority::kLow and IOPRIO_CLASS_IDLE, pinned to the last CPU; then
@@ -742,10 +726,7 @@ fn merge_ahead_companion_takes_the_compaction_threads_priority() {
         let mut companion = None;
         for want in [&low, &idle, &start] {
             assert!(want.apply().is_empty(), "{:?}", want.apply());
-            let mut m = match MergeAhead::open(spec()) {
-                Ok(opened) => opened.expect("open"),
-                Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
-            };
+            let mut m = open_ahead(spec());
             assert!(m.next_batch().expect("batch"));
             let tid = m.companion_tid();
             // The same kept companion every time.
@@ -763,7 +744,6 @@ fn merge_ahead_companion_takes_the_compaction_threads_priority() {
 /// with it on that CPU, and the handoff costs CPU. The reason comes back for the LOG line.
 #[test]
 fn merge_ahead_is_not_used_on_a_single_cpu() {
-    use crate::thread_attrs::ThreadAttrs;
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let runs = make_runs(dir.path(), 2, 500, 100, 23);
     std::thread::spawn(move || {
@@ -771,15 +751,7 @@ fn merge_ahead_is_not_used_on_a_single_cpu() {
         let cpu = one.cpus.as_ref().expect("affinity")[0];
         one.cpus = Some(vec![cpu]);
         assert!(one.apply().is_empty());
-        let spec = CompactionSpec {
-            runs,
-            bounds: Bounds::default(),
-            direct: false,
-            memory_budget: 8 << 20,
-            backend: Backend::Auto,
-            merge: MergeChoice::Native,
-            throttle: None,
-        };
+        let spec = spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
         let (opened, why) = Merge::open(spec, true);
         let mut m = opened.expect("open");
         assert!(matches!(m, Merge::Inline(_)), "merged ahead on one CPU");
