@@ -10,14 +10,15 @@ use std::path::PathBuf;
 
 fn main() {
     cxx_build::bridge("src/bridge.rs")
-        // The bridge's C++ types (ringmerge_read_throttle.h); the patched RocksDB finds them
-        // through the same cpp/ folder.
+        // The bridge's C++ types (ringmerge_read_throttle.h, ringmerge_read_accounting.h); the
+        // patched RocksDB finds them through the same cpp/ folder.
         .include("cpp")
         .std("c++17")
         .flag_if_supported("-fno-rtti")
         .compile("ringmerge-bridge");
     println!("cargo:rerun-if-changed=src/bridge.rs");
     println!("cargo:rerun-if-changed=cpp/ringmerge_read_throttle.h");
+    println!("cargo:rerun-if-changed=cpp/ringmerge_read_accounting.h");
 
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let clang = std::env::var("RINGMERGE_CLANG").unwrap_or_else(|_| "clang-19".to_owned());

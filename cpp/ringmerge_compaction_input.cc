@@ -20,9 +20,11 @@
 #include "monitoring/iostats_context_imp.h"
 #include "options/db_options.h"
 #include "ringmerge/src/bridge.rs.h"
+#include "ringmerge_read_accounting.h"
 #include "ringmerge_write_behind.h"
 #include "rocksdb/comparator.h"
 #include "rocksdb/file_system.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/rate_limiter.h"
 #include "rocksdb/statistics.h"
 #include "table/block_based/block_based_table_reader.h"
@@ -31,6 +33,7 @@
 #include "util/compression.h"
 #include "test_util/sync_point.h"
 #include "trace_replay/block_cache_tracer.h"
+#include "util/string_util.h"
 #include "util/compression.h"
 
 namespace ROCKSDB_NAMESPACE {
@@ -157,6 +160,119 @@ class RingmergeReadThrottle : public ringmerge::ReadThrottle {
   std::shared_ptr<RateLimiter> limiter_;
   std::shared_ptr<Statistics> stats_;
   Env::IOPriority priority_;
+};
+
+// RocksDB's accounting of ringmerge's reads: what RandomAccessFileReader::Read
+// records for each stock compaction read (RecordIOStats' tickers, the
+// SST_READ_MICROS and FILE_READ_COMPACTION_MICROS histograms as its StopWatch
+// records them, the per-level read latency histogram, and OnFileReadFinish /
+// OnIOError for listeners that asked for file I/O), one call per read.
+// IOSTATS' bytes_read is added on the compaction thread as batches are taken
+// (its context is thread-local); its per-temperature counters are not kept.
+class RingmergeReadAccounting : public ringmerge::ReadAccounting {
+ public:
+  struct File {
+    std::string path;
+    Temperature temperature;
+    bool is_last_level;
+    // The column family's read latency histogram of the input's level: the
+    // ColumnFamilyData (and its InternalStats) outlive the merge, which ends
+    // before the compaction's input is destroyed.
+    HistogramImpl* read_hist;
+  };
+
+  RingmergeReadAccounting(std::vector<File> files,
+                          std::shared_ptr<Statistics> stats,
+                          std::vector<std::shared_ptr<EventListener>> listeners)
+      : files_(std::move(files)),
+        stats_(std::move(stats)),
+        listeners_(std::move(listeners)) {}
+
+  void Done(size_t file, uint64_t offset, uint64_t len,
+            uint64_t start_unix_nanos, uint64_t duration_nanos,
+            int32_t err) const override {
+    if (file >= files_.size()) {
+      return;
+    }
+    const File& f = files_[file];
+    Statistics* stats = stats_.get();
+    if (stats != nullptr) {
+      RecordTick(stats,
+                 f.is_last_level ? LAST_LEVEL_READ_BYTES
+                                 : NON_LAST_LEVEL_READ_BYTES,
+                 len);
+      RecordTick(stats,
+                 f.is_last_level ? LAST_LEVEL_READ_COUNT
+                                 : NON_LAST_LEVEL_READ_COUNT,
+                 1);
+      switch (f.temperature) {
+        case Temperature::kHot:
+          RecordTick(stats, HOT_FILE_READ_BYTES, len);
+          RecordTick(stats, HOT_FILE_READ_COUNT, 1);
+          break;
+        case Temperature::kWarm:
+          RecordTick(stats, WARM_FILE_READ_BYTES, len);
+          RecordTick(stats, WARM_FILE_READ_COUNT, 1);
+          break;
+        case Temperature::kCold:
+          RecordTick(stats, COLD_FILE_READ_BYTES, len);
+          RecordTick(stats, COLD_FILE_READ_COUNT, 1);
+          break;
+        default:
+          break;
+      }
+      const uint64_t micros = duration_nanos / 1000;
+      if (stats->get_stats_level() > StatsLevel::kExceptTimers) {
+        for (uint32_t h : {static_cast<uint32_t>(SST_READ_MICROS),
+                           static_cast<uint32_t>(FILE_READ_COMPACTION_MICROS)}) {
+          if (stats->HistEnabledForType(h)) {
+            stats->reportTimeToHistogram(h, micros);
+          }
+        }
+      }
+      if (f.read_hist != nullptr) {
+        f.read_hist->Add(micros);
+      }
+    }
+    if (listeners_.empty()) {
+      return;
+    }
+    IOStatus io_s;
+    if (err != 0) {
+      io_s = IOStatus::IOError("While reading " + f.path + " at offset " +
+                                   std::to_string(offset),
+                               errnoStr(err).c_str());
+    }
+    const FileOperationInfo::FinishTimePoint finish =
+        FileOperationInfo::FinishNow();
+    const FileOperationInfo::StartTimePoint start{
+        FileOperationInfo::SystemTimePoint(
+            std::chrono::nanoseconds(start_unix_nanos)),
+        finish - std::chrono::nanoseconds(duration_nanos)};
+    FileOperationInfo info(FileOperationType::kRead, f.path, start, finish,
+                           io_s, f.temperature);
+    info.offset = offset;
+    info.length = static_cast<size_t>(len);
+    for (const auto& listener : listeners_) {
+      listener->OnFileReadFinish(info);
+    }
+    if (!io_s.ok()) {
+      IOErrorInfo error_info(io_s, FileOperationType::kRead, f.path,
+                             static_cast<size_t>(len), offset);
+      for (const auto& listener : listeners_) {
+        listener->OnIOError(error_info);
+      }
+    }
+    info.status.PermitUncheckedError();
+    io_s.PermitUncheckedError();
+  }
+
+ private:
+  std::vector<File> files_;
+  // Shared ownership, as RingmergeReadThrottle's: the merge-ahead companion
+  // may still read after the compaction thread has moved on.
+  std::shared_ptr<Statistics> stats_;
+  std::vector<std::shared_ptr<EventListener>> listeners_;
 };
 
 const char* IOPriorityName(Env::IOPriority p) {
@@ -451,6 +567,9 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
                                                          : nullptr;
 
   ringmerge::CompactionInput input;
+  // What RocksDB accounts per read of each input, in the order the files go
+  // into input.runs (the index the merge's reads report).
+  std::vector<RingmergeReadAccounting::File> accounted_files;
   uint64_t dict_files = 0;
   // Input files (level index, file index) that hold range tombstones.
   std::vector<std::pair<size_t, size_t>> range_del_files;
@@ -533,6 +652,12 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
       if (has_range_deletions) {
         range_del_files.emplace_back(which, i);
       }
+      accounted_files.push_back(RingmergeReadAccounting::File{
+          std::string(file.path.data(), file.path.size()), meta.temperature,
+          c->level(which) == cfd->ioptions().num_levels - 1,
+          cfd->internal_stats() != nullptr
+              ? cfd->internal_stats()->GetFileReadHist(c->level(which))
+              : nullptr});
       if (l0) {
         ringmerge::SortedRun run;
         run.files.push_back(std::move(file));
@@ -559,8 +684,22 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
         read_options.rate_limiter_priority);
     read_rate_limit = IOPriorityName(read_options.rate_limiter_priority);
   }
-  rust::Box<ringmerge::CompactionMerge> merge =
-      ringmerge::open_merge(std::move(input), std::move(throttle));
+  // Reads are accounted as stock's are, when there is anything to account to:
+  // statistics, or listeners that asked for file I/O events.
+  std::unique_ptr<ringmerge::ReadAccounting> accounting;
+  std::vector<std::shared_ptr<EventListener>> io_listeners;
+  for (const auto& listener : db_options.listeners) {
+    if (listener->ShouldBeNotifiedOnFileIO()) {
+      io_listeners.push_back(listener);
+    }
+  }
+  if (db_options.statistics != nullptr || !io_listeners.empty()) {
+    accounting = std::make_unique<RingmergeReadAccounting>(
+        std::move(accounted_files), db_options.statistics,
+        std::move(io_listeners));
+  }
+  rust::Box<ringmerge::CompactionMerge> merge = ringmerge::open_merge(
+      std::move(input), std::move(throttle), std::move(accounting));
   Status s = ToStatus(merge->status());
   if (!s.ok()) {
     // Nothing is written yet: the stock path runs and reports any real

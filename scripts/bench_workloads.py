@@ -317,11 +317,30 @@ def collect(out: str, db: Path, case: dict, what: str, run_dir: Path) -> dict:
         "compaction_cpu_s": c_cpu_us / 1e6,
         "compact_read_bytes": read_b, "compact_write_bytes": write_b,
         "compaction_us_per_mb": (c_wall_us / (read_b / 1e6)) if read_b else None,
+        # RocksDB's compaction CPU counts the compaction thread only; ringmerge's companion
+        # (merge-ahead) and write-behind threads do compaction work too, so the all-threads
+        # figure adds their CPU from the LOG lines (ahead_cpu_ms, wb_cpu_ms).
+        "compaction_thread_cpu_us_per_mb": (c_cpu_us / (read_b / 1e6)) if read_b else None,
+        "compaction_cpu_us_per_mb": ((c_cpu_us + helper_cpu_us(lg)) / (read_b / 1e6))
+        if read_b else None,
         "stall_s": stall_us / 1e6,
         "keys_written": keys_written, "keys_read": keys_read, "flush_write_bytes": flush_b,
         "log_compactions": len(lg["compaction_finished"]),
         **ringmerge_outcomes(lg),
     }
+
+
+HELPER_CPU_RE = re.compile(r"\b(?:ahead_cpu_ms|wb_cpu_ms)=([\d.]+)")
+
+
+def helper_cpu_us(lg: dict) -> float:
+    """CPU of ringmerge's helper threads (merge-ahead companion, write-behind writers) summed over
+    the run's finished (status=OK) "ringmerge: accelerated" lines, as statistics count only
+    finished compactions, in microseconds. A writer's CPU counts the output
+    files closed when the line was written (all but the last)."""
+    return sum(float(m.group(1)) * 1000.0 for l in lg["ringmerge_lines"]
+               if "ringmerge: accelerated" in l and "status=OK" in l
+               for m in HELPER_CPU_RE.finditer(l))
 
 
 def ringmerge_outcomes(lg: dict) -> dict:
@@ -425,6 +444,9 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path,
         "compaction_cpu_s": cpu_us / 1e6, "compact_read_bytes": read_b,
         "compact_write_bytes": sum(e["total_output_size"] or 0 for e in events),
         "compaction_us_per_mb": wall_us / (read_b / 1e6) if read_b else None,
+        "compaction_thread_cpu_us_per_mb": cpu_us / (read_b / 1e6) if read_b else None,
+        "compaction_cpu_us_per_mb": ((cpu_us + helper_cpu_us(lg)) / (read_b / 1e6))
+        if read_b else None,
         "stall_s": None, "keys_written": None, "keys_read": None, "flush_write_bytes": None,
         "log_compactions": len(events),
         **ringmerge_outcomes(lg),
@@ -472,6 +494,8 @@ METRICS = [  # key, header, better, formatter
     ("p99_write_us", "p99 write us", "lower", lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}"),
     ("p99_read_us", "p99 read us", "lower", lambda v: f"{v:.1f}" if v < 100 else f"{v:.0f}"),
     ("compaction_us_per_mb", "compaction us/MB", "lower", lambda v: f"{v:.0f}"),
+    ("compaction_thread_cpu_us_per_mb", "c-thread CPU us/MB", "lower", lambda v: f"{v:.0f}"),
+    ("compaction_cpu_us_per_mb", "all-threads CPU us/MB", "lower", lambda v: f"{v:.0f}"),
     ("compaction_wall_s", "compaction s", "lower", lambda v: f"{v:.2f}"),
     ("stall_s", "stall s", "lower", lambda v: f"{v:.2f}"),
     ("compactions", "compactions", None, lambda v: f"{v:g}"),
@@ -726,6 +750,9 @@ def main() -> int:
           "Latencies are db_bench's `--histogram=1` percentiles (`*` = from the statistics "
           "histogram `rocksdb.db.write.micros`, as readwhilewriting prints no write histogram); "
           "compaction us/MB = SUM `rocksdb.compaction.times.micros` / `rocksdb.compact.read.bytes`"
+          "; c-thread CPU = SUM `rocksdb.compaction.times.cpu_micros` (the compaction thread "
+          "only) per MB; all-threads CPU adds ringmerge's helper threads (`ahead_cpu_ms` + "
+          "`wb_cpu_ms` of its LOG lines), the CPU a compaction costs the machine"
           "; stall = ticker `rocksdb.stall.micros`; accel/fallback = `ringmerge:` LOG lines "
           "(per subcompaction, status=OK) over all runs, of the total compactions counted by "
           "statistics; subcompactions cut short by the DB closing at the end of a run are listed "

@@ -12,7 +12,7 @@ use crate::compaction::{CompactionSpec, MergeChoice, DEFAULT_MEMORY_BUDGET};
 use crate::error::Error;
 use crate::merge::bpf::Selection;
 use crate::merge::cursor::Bounds;
-use crate::reader::{Backend, ReadThrottle};
+use crate::reader::{Backend, ReadAccounting, ReadDone, ReadThrottle};
 use crate::sst_map::{InputFile, SortedRun};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -181,6 +181,28 @@ pub(crate) mod ffi {
         fn request_read(throttle: &ReadThrottle, bytes: u64);
     }
 
+    unsafe extern "C++" {
+        include!("ringmerge_read_accounting.h");
+
+        /// RocksDB's accounting of file reads as the compaction's reads see it (statistics,
+        /// per-level read latency, listeners; see cpp/ringmerge_read_accounting.h).
+        type ReadAccounting;
+
+        /// One finished read of input file `file` (the files of `CompactionInput::runs` in
+        /// order): `len` bytes at `offset`, started at `start_unix_nanos` (wall clock), taking
+        /// `duration_nanos`; `err` is 0, or the errno it failed with. (Not named `errno`: the
+        /// generated C++ would meet the libc macro of that name.)
+        fn account_read(
+            accounting: &ReadAccounting,
+            file: usize,
+            offset: u64,
+            len: u64,
+            start_unix_nanos: u64,
+            duration_nanos: u64,
+            err: i32,
+        );
+    }
+
     extern "Rust" {
         /// A compaction's merge; created by `open_merge` even when opening failed, so C++ always
         /// owns exactly one box and reads the outcome from `status()`.
@@ -192,9 +214,11 @@ pub(crate) mod ffi {
         /// process start, so its verification (~0.1 s) is not on the first compaction's path.
         fn preload_from_env();
         /// `throttle`: null, or the read rate limit every read of this merge passes first.
+        /// `accounting`: null, or where every finished read of this merge is accounted.
         fn open_merge(
             input: CompactionInput,
             throttle: UniquePtr<ReadThrottle>,
+            accounting: UniquePtr<ReadAccounting>,
         ) -> Box<CompactionMerge>;
         fn status(self: &CompactionMerge) -> MergeStatus;
         /// Fills the next batch; false at the end of the stream or on error (see `status`).
@@ -401,6 +425,7 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
         backend,
         merge,
         throttle: None,
+        accounting: None,
     })
 }
 
@@ -430,9 +455,50 @@ impl CxxReadThrottle {
     }
 }
 
+/// The C++ read accounting, owned by whichever thread runs the merge's reads.
+struct CxxReadAccounting(cxx::UniquePtr<ffi::ReadAccounting>);
+
+// SAFETY: `ReadAccounting` (cpp/ringmerge_read_accounting.h) is immutable after construction and
+// its only operation, the const `Done`, may be called from any thread: it records into RocksDB's
+// `Statistics` and `HistogramImpl`s (thread-safe: every DB thread records into them) and calls
+// the DB's listeners, which RocksDB calls from any of its threads. It holds its own references
+// to the statistics and listeners, so it may be destroyed on any thread too.
+unsafe impl Send for CxxReadAccounting {}
+// SAFETY: as above; `&ReadAccounting` only reaches the const, thread-safe `Done`.
+unsafe impl Sync for CxxReadAccounting {}
+
+impl CxxReadAccounting {
+    fn into_accounting(self) -> Option<ReadAccounting> {
+        if self.0.is_null() {
+            return None;
+        }
+        Some(ReadAccounting::new(move |d| self.done(d)))
+    }
+
+    fn done(&self, d: &ReadDone) {
+        let Some(a) = self.0.as_ref() else {
+            return;
+        };
+        let start = d
+            .start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        ffi::account_read(
+            a,
+            d.file,
+            d.offset,
+            d.len as u64,
+            start,
+            u64::try_from(d.duration.as_nanos()).unwrap_or(u64::MAX),
+            d.errno.unwrap_or(0),
+        );
+    }
+}
+
 fn open_merge(
     input: ffi::CompactionInput,
     throttle: cxx::UniquePtr<ffi::ReadThrottle>,
+    accounting: cxx::UniquePtr<ffi::ReadAccounting>,
 ) -> Box<CompactionMerge> {
     let mut merge = CompactionMerge {
         session: None,
@@ -444,6 +510,7 @@ fn open_merge(
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Merge, Failure> {
         let mut spec = spec_from_input(input).map_err(Failure::Error)?;
         spec.throttle = CxxReadThrottle(throttle).into_throttle();
+        spec.accounting = CxxReadAccounting(accounting).into_accounting();
         let (opened, unavailable) = Merge::open(spec, ahead);
         merge.ahead_unavailable = unavailable;
         opened

@@ -12,7 +12,9 @@ use crate::merge::bpf::{self, Selection};
 use crate::merge::cursor::Bounds;
 use crate::merge::held::release_point;
 use crate::merge::{Merger, LINEAR_MAX};
-use crate::reader::{Backend, Memory, ReadThrottle, Reader, ReaderConfig, ReaderStats};
+use crate::reader::{
+    Backend, Memory, ReadAccounting, ReadThrottle, Reader, ReaderConfig, ReaderStats,
+};
 use crate::sst_map::{SortedRun, SstMap};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,8 @@ pub struct CompactionSpec {
     pub merge: MergeChoice,
     /// The DB's read rate limit (`rate_limiter` limiting reads); None reads unthrottled.
     pub throttle: Option<ReadThrottle>,
+    /// RocksDB's accounting of file reads (statistics, listeners); None accounts nothing.
+    pub accounting: Option<ReadAccounting>,
 }
 
 pub use crate::bridge::ffi::BatchEntry;
@@ -301,6 +305,7 @@ impl MergeSession {
             // The program reads the blocks where the reads land: in its arena.
             memory: bpf_engine.map_or(Memory::Heap, |(e, _)| Memory::Arena(e.arena())),
             throttle: spec.throttle,
+            accounting: spec.accounting,
             ..ReaderConfig::default()
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;

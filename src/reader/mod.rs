@@ -38,7 +38,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use io_uring::{opcode, types};
 
@@ -97,6 +97,42 @@ impl fmt::Debug for ReadThrottle {
     }
 }
 
+/// One read of an input file that finished: what RocksDB's `RandomAccessFileReader` accounts
+/// for each of stock's reads (statistics, per-level read latency, listeners' `OnFileReadFinish`
+/// and `OnIOError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadDone {
+    /// Index of the file in the Reader's `FileSpec`s.
+    pub file: usize,
+    /// File offset the read started at.
+    pub offset: u64,
+    /// Bytes it returned (0 for a failed read).
+    pub len: usize,
+    /// When it started (after any rate-limit wait, as stock's `start_ts`) and how long it took.
+    pub start: SystemTime,
+    pub duration: Duration,
+    /// The errno of a failed read; None when it returned bytes or end of file. Interrupted
+    /// reads that are retried are not reported.
+    pub errno: Option<i32>,
+}
+
+/// Where finished reads are reported ([`ReadDone`]); the bridge's `account_read` is RocksDB's
+/// read accounting. Called on the thread that reads, right after each read completes.
+#[derive(Clone)]
+pub struct ReadAccounting(Arc<dyn Fn(&ReadDone) + Send + Sync>);
+
+impl ReadAccounting {
+    pub fn new(account: impl Fn(&ReadDone) + Send + Sync + 'static) -> Self {
+        ReadAccounting(Arc::new(account))
+    }
+}
+
+impl fmt::Debug for ReadAccounting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadAccounting")
+    }
+}
+
 /// Reader settings.
 #[derive(Clone, Debug)]
 pub struct ReaderConfig {
@@ -112,6 +148,8 @@ pub struct ReaderConfig {
     pub memory: Memory,
     /// The DB's read rate limit; None reads unthrottled.
     pub throttle: Option<ReadThrottle>,
+    /// Told of every finished read; None accounts nothing.
+    pub accounting: Option<ReadAccounting>,
 }
 
 impl Default for ReaderConfig {
@@ -124,6 +162,7 @@ impl Default for ReaderConfig {
             fault: FaultSpec::from_env(),
             memory: Memory::Heap,
             throttle: None,
+            accounting: None,
         }
     }
 }
@@ -266,6 +305,8 @@ struct Slot {
     /// than this is a short read.
     want: usize,
     retries: u32,
+    /// When the read in flight started (wall clock, monotonic); kept only for accounting.
+    started: Option<(SystemTime, Instant)>,
 }
 
 struct Stream {
@@ -314,6 +355,7 @@ pub struct Reader {
     short_fault: bool,
     memory: Memory,
     throttle: Option<ReadThrottle>,
+    accounting: Option<ReadAccounting>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -437,6 +479,7 @@ impl Reader {
                     ask: 0,
                     want: 0,
                     retries: 0,
+                    started: None,
                 });
             }
             stream_states.push(Stream {
@@ -471,6 +514,7 @@ impl Reader {
             short_fault: fault.short_reads,
             memory: cfg.memory,
             throttle: cfg.throttle,
+            accounting: cfg.accounting,
             _not_send: PhantomData,
         };
         if matches!(reader.engine, Engine::Uring(_)) {
@@ -696,6 +740,7 @@ impl Reader {
         while slot.done < slot.target {
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
             ask_throttle(&self.throttle, len, &mut self.stats);
+            mark_start(slot, &self.accounting);
             let buf = slot
                 .buf
                 .as_mut()
@@ -711,7 +756,7 @@ impl Reader {
             );
             self.stats.wait_ns += t0.elapsed().as_nanos() as u64;
             self.stats.reads_submitted += 1;
-            match finish_read(slot, res, file, &plan, &mut self.stats) {
+            match finish_read(slot, res, file, &plan, &mut self.stats, &self.accounting) {
                 Step::Done => break,
                 Step::Again => {}
                 Step::Fail(e) => {
@@ -802,6 +847,7 @@ impl Reader {
             let file = &self.files[plan.file];
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
             ask_throttle(&self.throttle, len, &mut self.stats);
+            mark_start(slot, &self.accounting);
             let buf = slot
                 .buf
                 .as_mut()
@@ -852,7 +898,7 @@ impl Reader {
             let plan = &self.streams[slot.stream].plans[slot.plan];
             let file = &self.files[plan.file];
             let res = if res < 0 { Err(-res) } else { Ok(res as usize) };
-            match finish_read(slot, res, file, plan, &mut self.stats) {
+            match finish_read(slot, res, file, plan, &mut self.stats, &self.accounting) {
                 Step::Done => slot.state = SlotState::Ready,
                 Step::Again => {
                     slot.state = SlotState::Pending;
@@ -975,8 +1021,6 @@ fn start_slot(
     Ok(())
 }
 
-/// The next read for a slot: (buffer offset, length). O_DIRECT restarts from an aligned offset,
-/// re-reading a few bytes if a short read stopped mid-block.
 /// Waits for the read rate limit to grant a read of `len` bytes, if there is one; the wait is
 /// counted in `stats.throttle_wait_ns`. (A free function over the two fields, so both backends
 /// can call it while they hold a slot and, for io_uring, the SQ.)
@@ -988,6 +1032,35 @@ fn ask_throttle(throttle: &Option<ReadThrottle>, len: usize, stats: &mut ReaderS
     }
 }
 
+/// Notes when a slot's read starts, if reads are accounted.
+fn mark_start(slot: &mut Slot, accounting: &Option<ReadAccounting>) {
+    slot.started = accounting
+        .as_ref()
+        .map(|_| (SystemTime::now(), Instant::now()));
+}
+
+/// Reports a slot's finished read (`res`: bytes, or errno) to the accounting, if any.
+fn account(
+    slot: &Slot,
+    res: std::result::Result<usize, i32>,
+    plan: &ChunkPlan,
+    accounting: &Option<ReadAccounting>,
+) {
+    let (Some(a), Some((start, t0))) = (accounting, slot.started) else {
+        return;
+    };
+    (a.0)(&ReadDone {
+        file: plan.file,
+        offset: slot.base + slot.ask_off as u64,
+        len: res.map_or(0, |n| n.min(slot.ask)),
+        start,
+        duration: t0.elapsed(),
+        errno: res.err(),
+    });
+}
+
+/// The next read for a slot: (buffer offset, length). O_DIRECT restarts from an aligned offset,
+/// re-reading a few bytes if a short read stopped mid-block.
 fn next_ask(slot: &mut Slot, direct: bool, short_fault: bool) -> (usize, usize) {
     let from = if direct {
         align_down(slot.done as u64, ALIGN as u64) as usize
@@ -1019,17 +1092,21 @@ fn finish_read(
     file: &OpenFile,
     plan: &ChunkPlan,
     stats: &mut ReaderStats,
+    accounting: &Option<ReadAccounting>,
 ) -> Step {
     let res = match file.fault_eio_from {
         Some(from) if plan.offset >= from => Err(libc::EIO),
         _ => res,
     };
+    if matches!(res, Err(e) if (e == libc::EINTR || e == libc::EAGAIN) && slot.retries < MAX_RETRIES)
+    {
+        slot.retries += 1;
+        return Step::Again;
+    }
+    // A finished read (not one that is simply retried) is accounted, failed or not.
+    account(slot, res, plan, accounting);
     let n = match res {
         Ok(n) => n.min(slot.ask),
-        Err(e) if (e == libc::EINTR || e == libc::EAGAIN) && slot.retries < MAX_RETRIES => {
-            slot.retries += 1;
-            return Step::Again;
-        }
         Err(e) => {
             return Step::Fail(Error::io(format!(
                 "While reading {} at offset {} len {}: {}",

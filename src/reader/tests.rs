@@ -109,6 +109,7 @@ fn cfg(budget: usize, depth: usize, backend: Backend) -> ReaderConfig {
         fault: None,
         memory: Memory::Heap,
         throttle: None,
+        accounting: None,
     }
 }
 
@@ -1026,6 +1027,77 @@ fn throttle_is_asked_for_every_read_before_it_goes_out() {
                 assert!(!short_reads || st.short_reads > 0, "{what}: {st:?}");
             }
         }
+    }
+}
+
+#[test]
+fn accounting_hears_of_every_finished_read() {
+    // RocksDB's read accounting (statistics, per-level latency, listeners' OnFileReadFinish and
+    // OnIOError): every read that finished is reported once, with the bytes it returned, where
+    // it started, when and for how long; a failed read with its errno.
+    let dir = scratch();
+    let data = content(5 * MIB + 333, 7);
+    let path = write_file(dir.path(), "accounted.sst", &data);
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            for short_reads in [false, true] {
+                let heard = Arc::new(parking_lot::Mutex::new(Vec::<ReadDone>::new()));
+                let sink = Arc::clone(&heard);
+                let streams = plans_for(data.len(), 3, 600_000, 4, 0);
+                let files = vec![FileSpec {
+                    path: path.clone(),
+                    direct,
+                }];
+                let mut c = cfg(16 * MIB, 3, backend);
+                c.fault = Some(FaultSpec {
+                    eio_path_contains: None,
+                    eio_from_offset: 0,
+                    short_reads,
+                });
+                c.accounting = Some(ReadAccounting::new(move |d| sink.lock().push(*d)));
+                let before = SystemTime::now();
+                let mut r = Reader::new(files, streams.clone(), c).unwrap();
+                drain_and_check(&mut r, &streams, &[&data]);
+                let st = r.stats();
+                let heard = heard.lock();
+                let what = format!("direct {direct}, {backend:?}, short reads {short_reads}");
+                assert_eq!(heard.len() as u64, st.reads_submitted, "{what}");
+                let bytes: usize = heard.iter().map(|d| d.len).sum();
+                assert_eq!(bytes as u64, st.bytes_read, "{what}");
+                for d in heard.iter() {
+                    assert_eq!((d.file, d.errno), (0, None), "{what}: {d:?}");
+                    assert!(d.offset as usize + d.len <= data.len(), "{what}: {d:?}");
+                    assert!(!direct || d.offset % ALIGN as u64 == 0, "{what}: {d:?}");
+                    assert!(d.start >= before && d.start <= SystemTime::now(), "{what}");
+                }
+            }
+        }
+    }
+    // A failed read is reported with its errno and no bytes.
+    for backend in [Backend::Auto, Backend::Pread] {
+        let heard = Arc::new(parking_lot::Mutex::new(Vec::<ReadDone>::new()));
+        let sink = Arc::clone(&heard);
+        let streams = plans_for(data.len(), 1, 600_000, 5, 0);
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct: false,
+        }];
+        let mut c = cfg(16 * MIB, 2, backend);
+        c.fault = Some(FaultSpec {
+            eio_path_contains: Some("accounted.sst".into()),
+            eio_from_offset: 0,
+            short_reads: false,
+        });
+        c.accounting = Some(ReadAccounting::new(move |d| sink.lock().push(*d)));
+        let mut r = Reader::new(files, streams, c).unwrap();
+        assert!(r.next_chunk(0).is_err());
+        let heard = heard.lock();
+        assert!(
+            heard
+                .iter()
+                .any(|d| d.errno == Some(libc::EIO) && d.len == 0),
+            "{backend:?}: {heard:?}"
+        );
     }
 }
 

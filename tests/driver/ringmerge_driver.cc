@@ -60,6 +60,7 @@
 #include "rocksdb/rate_limiter.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/sst_file_reader.h"
+#include "rocksdb/statistics.h"
 #include "rocksdb/table.h"
 #include "utilities/merge_operators.h"
 
@@ -101,6 +102,10 @@ struct Flags {
   // (kReadsOnly, as db_bench --rate_limit_bg_reads); run and compact print the
   // bytes it let through during the final compaction.
   int64_t rate_limit_reads = 0;
+  // Statistics on, and a listener that asks for file I/O events: run and
+  // compact print how the final CompactRange's table file reads were
+  // accounted (listener calls and bytes, statistics tickers and histogram).
+  bool read_accounting = false;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -154,6 +159,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--truncate") f.truncate = next();
     else if (a == "--drop-caches") f.drop_caches = true;
     else if (a == "--rate-limit-reads") f.rate_limit_reads = strtoll(next().c_str(), nullptr, 10);
+    else if (a == "--read-accounting") f.read_accounting = true;
     else Die("unknown flag " + a);
   }
   if (f.db.empty()) Die("--db is required");
@@ -380,6 +386,51 @@ class JobRecorder : public EventListener {
   std::vector<std::string> lines_;
 };
 
+// Counts the reads of table files RocksDB reports to listeners
+// (OnFileReadFinish, OnIOError) since Reset(): during a CompactRange, the
+// compactions' reads of their inputs (a multi-level CompactRange reads the
+// outputs of one level's job as the next one's inputs) and RocksDB's reads of
+// each new output when it opens and checks it.
+class SstReadCounter : public EventListener {
+ public:
+  bool ShouldBeNotifiedOnFileIO() override { return true; }
+  void Reset() {
+    std::lock_guard<std::mutex> l(mu_);
+    reads_ = bytes_ = failed_ = io_errors_ = 0;
+  }
+  static bool IsTable(const std::string& path) {
+    return path.size() > 4 && path.compare(path.size() - 4, 4, ".sst") == 0;
+  }
+  void OnFileReadFinish(const FileOperationInfo& info) override {
+    if (!IsTable(info.path)) return;
+    std::lock_guard<std::mutex> l(mu_);
+    reads_++;
+    bytes_ += info.length;
+    if (!info.status.ok()) failed_++;
+  }
+  void OnIOError(const IOErrorInfo& info) override {
+    if (!IsTable(info.file_path)) return;
+    std::lock_guard<std::mutex> l(mu_);
+    io_errors_++;
+  }
+  std::string Line() {
+    std::lock_guard<std::mutex> l(mu_);
+    char buf[256];
+    snprintf(buf, sizeof(buf),
+             "listener_reads=%" PRIu64 " listener_bytes=%" PRIu64
+             " listener_failed=%" PRIu64 " listener_io_errors=%" PRIu64,
+             reads_, bytes_, failed_, io_errors_);
+    return buf;
+  }
+
+ private:
+  std::mutex mu_;
+  uint64_t reads_ = 0, bytes_ = 0, failed_ = 0, io_errors_ = 0;
+};
+
+// The --read-accounting listener of this process's DB.
+std::shared_ptr<SstReadCounter> read_counter;
+
 Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   Options o;
   o.create_if_missing = true;
@@ -415,6 +466,11 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
     o.compaction_filter = &filter;
   }
   if (rec) o.listeners.push_back(rec);
+  if (f.read_accounting) {
+    read_counter = std::make_shared<SstReadCounter>();
+    o.listeners.push_back(read_counter);
+    o.statistics = CreateDBStatistics();
+  }
   BlockBasedTableOptions t;
   t.block_size = 4096;
   t.no_block_cache = true;
@@ -626,7 +682,32 @@ Status CompactAll(const Flags& f, DB* db) {
   if (f.force_bottommost) {
     cro.bottommost_level_compaction = BottommostLevelCompaction::kForce;
   }
+  SstReadCounter* counter = f.read_accounting ? read_counter.get() : nullptr;
+  Statistics* stats = db->GetOptions().statistics.get();
+  uint64_t read_bytes = 0, read_count = 0, hist_count = 0;
+  auto tickers = [&](uint64_t* bytes, uint64_t* count, uint64_t* hist) {
+    *bytes = stats->getTickerCount(NON_LAST_LEVEL_READ_BYTES) +
+             stats->getTickerCount(LAST_LEVEL_READ_BYTES);
+    *count = stats->getTickerCount(NON_LAST_LEVEL_READ_COUNT) +
+             stats->getTickerCount(LAST_LEVEL_READ_COUNT);
+    HistogramData h;
+    stats->histogramData(FILE_READ_COMPACTION_MICROS, &h);
+    *hist = h.count;
+  };
+  if (counter != nullptr) {
+    counter->Reset();
+    tickers(&read_bytes, &read_count, &hist_count);
+  }
   Status s = db->CompactRange(cro, nullptr, nullptr);
+  if (counter != nullptr) {
+    // Table file reads during the compactions, as listeners and statistics
+    // saw them.
+    uint64_t b, n, h;
+    tickers(&b, &n, &h);
+    printf("read_accounting %s stats_read_bytes=%" PRIu64
+           " stats_read_count=%" PRIu64 " file_read_compaction_micros_count=%" PRIu64 "\n",
+           counter->Line().c_str(), b - read_bytes, n - read_count, h - hist_count);
+  }
   if (RateLimiter* limiter = db->GetOptions().rate_limiter.get()) {
     // Every read the limiter let through since the DB opened (compaction
     // reads: user reads do not ask it). Not in the dump: stock and ringmerge

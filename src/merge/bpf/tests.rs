@@ -156,6 +156,7 @@ fn spec_for(
         backend: Backend::Auto,
         merge,
         throttle: None,
+        accounting: None,
     }
 }
 
