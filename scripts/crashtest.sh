@@ -62,7 +62,14 @@ WHITEBOX=(--random_kill_odd=88887 --ops_per_thread=1500)
 # bug (facebook/rocksdb#13205, #13773). Met here in a whitebox run: one user iterator thread
 # stuck in PosixFileSystem::Poll, the other stress threads waiting for it, every compaction
 # thread idle. It is not on ringmerge's path (user reads, RocksDB's ring), so async_io stays off.
-STOCK_BUGS=(--async_io=0)
+# RocksDB 10.1.3's CacheWithSecondaryAdapter (the block cache with a compressed secondary cache)
+# asserts at DB close that its primary reservation equals the secondary capacity; the accounting
+# can be off, and upstream removed that assert for occasionally failing stress runs
+# (facebook/rocksdb#13885, after #13737/#13747). Met here once, whitebox, at the final close of a
+# run with no verification failure. The block cache is not on ringmerge's path (compaction reads
+# bypass it), so the secondary cache stays off.
+STOCK_BUGS=(--async_io=0 --secondary_cache_uri= --compressed_secondary_cache_size=0
+  --compressed_secondary_cache_ratio=0)
 status=0
 rm -f "$out/results.json" "$out/results.md"
 : >"$out/runs.txt"
