@@ -99,6 +99,19 @@ fn ringmerge_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("ringmerge:")).collect()
 }
 
+/// The accelerated runs every scenario is compared with stock on: the native and the BPF merge on
+/// the merge-ahead companion thread (the default), and the native merge in line on the
+/// compaction thread (`RINGMERGE_MERGE_AHEAD=off`), each with its name.
+fn accelerated_runs(dir: &Path, args: &[&str]) -> [(&'static str, Outcome); 3] {
+    let mut inline = Command::new(driver());
+    inline.env("RINGMERGE_MERGE_AHEAD", "off");
+    [
+        ("native", run_mode(dir, "native", args)),
+        ("bpf", run_mode(dir, "bpf", args)),
+        ("native in line", run_mode_with(dir, "native", args, inline)),
+    ]
+}
+
 /// Runs a scenario with stock RocksDB (`off`), the native merge and the BPF merge (both on the
 /// merge-ahead companion thread, the default) and the native merge in line on the compaction
 /// thread (`RINGMERGE_MERGE_AHEAD=off`), checks all four outputs are identical, and returns the
@@ -116,10 +129,10 @@ fn differential(name: &str, args: &[&str]) -> String {
         "no compaction ran:\n{}",
         stock.dump
     );
-    let native = run_mode(&dir, "native", args);
-    assert_same_dump(&stock.dump, &native.dump, &dir);
-    let bpf = run_mode(&dir, "bpf", args);
-    assert_same_dump(&stock.dump, &bpf.dump, &dir);
+    let [(_, native), (_, bpf), (_, inline)] = accelerated_runs(&dir, args);
+    for run in [&native, &bpf, &inline] {
+        assert_same_dump(&stock.dump, &run.dump, &dir);
+    }
     for l in ringmerge_lines(&bpf.log) {
         if l.contains("ringmerge: accelerated") {
             assert!(
@@ -128,10 +141,6 @@ fn differential(name: &str, args: &[&str]) -> String {
             );
         }
     }
-    let mut cmd = Command::new(driver());
-    cmd.env("RINGMERGE_MERGE_AHEAD", "off");
-    let inline = run_mode_with(&dir, "native", args, cmd);
-    assert_same_dump(&stock.dump, &inline.dump, &dir);
     // On a single CPU merge-ahead is not used (the companion could only take turns with the
     // compaction thread), and the LOG line says why.
     let ahead = if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
@@ -504,16 +513,7 @@ fn reads_pass_the_rate_limiter() {
         rate_limiter_through(&stock.stdout) > 0,
         "stock read nothing through the limiter"
     );
-    let mut inline = Command::new(driver());
-    inline.env("RINGMERGE_MERGE_AHEAD", "off");
-    for (name, accel) in [
-        ("native", run_mode(&dir, "native", &args)),
-        ("bpf", run_mode(&dir, "bpf", &args)),
-        (
-            "native in line",
-            run_mode_with(&dir, "native", &args, inline),
-        ),
-    ] {
+    for (name, accel) in accelerated_runs(&dir, &args) {
         assert_same_dump(&stock.dump, &accel.dump, &dir);
         assert_accelerated(&accel.log);
         let lines: Vec<&str> = ringmerge_lines(&accel.log)
@@ -586,16 +586,7 @@ fn reads_are_accounted_as_stock_reads_are() {
         s["listener_bytes"] > 0 && s["stats_read_count"] > 0,
         "stock's reads were not accounted: {s:?}"
     );
-    let mut inline = Command::new(driver());
-    inline.env("RINGMERGE_MERGE_AHEAD", "off");
-    for (name, accel) in [
-        ("native", run_mode(&dir, "native", &args)),
-        ("bpf", run_mode(&dir, "bpf", &args)),
-        (
-            "native in line",
-            run_mode_with(&dir, "native", &args, inline),
-        ),
-    ] {
+    for (name, accel) in accelerated_runs(&dir, &args) {
         assert_same_dump(&stock.dump, &accel.dump, &dir);
         assert_accelerated(&accel.log);
         let a = read_accounting(&accel.stdout);
@@ -605,15 +596,8 @@ fn reads_are_accounted_as_stock_reads_are() {
             .into_iter()
             .rfind(|l| l.contains("ringmerge: accelerated"))
             .unwrap();
-        let read: u64 = last
-            .split(" bytes_read=")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let read = log_sum(last, "bytes_read");
+        assert!(read > 0, "{name}: no bytes_read in {last}");
         // Listeners saw every byte ringmerge read as table file reads (with RocksDB's reads of
         // the new outputs), none failed.
         assert!(

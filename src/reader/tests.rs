@@ -267,9 +267,8 @@ fn short_reads_are_continued() {
             }];
             let mut c = cfg(16 * MIB, 2, backend);
             c.fault = Some(FaultSpec {
-                eio_path_contains: None,
-                eio_from_offset: 0,
                 short_reads: true,
+                ..FaultSpec::default()
             });
             let mut r = Reader::new(files, streams.clone(), c).unwrap();
             let chunks = drain_and_check(&mut r, &streams, &[&data]);
@@ -306,8 +305,7 @@ fn eio_fault_fails_only_the_matching_file() {
         let mut c = cfg(16 * MIB, 2, backend);
         c.fault = Some(FaultSpec {
             eio_path_contains: Some("bad.sst".into()),
-            eio_from_offset: 0,
-            short_reads: false,
+            ..FaultSpec::default()
         });
         let mut r = Reader::new(files, streams.clone(), c).unwrap();
         let err = r.next_chunk(1).unwrap_err();
@@ -989,9 +987,8 @@ fn throttle_is_asked_for_every_read_before_it_goes_out() {
                 }];
                 let mut c = cfg(16 * MIB, 3, backend);
                 c.fault = Some(FaultSpec {
-                    eio_path_contains: None,
-                    eio_from_offset: 0,
                     short_reads,
+                    ..FaultSpec::default()
                 });
                 c.throttle = Some(ReadThrottle::new(move |bytes| {
                     let mut a = seen.lock();
@@ -1050,9 +1047,8 @@ fn accounting_hears_of_every_finished_read() {
                 }];
                 let mut c = cfg(16 * MIB, 3, backend);
                 c.fault = Some(FaultSpec {
-                    eio_path_contains: None,
-                    eio_from_offset: 0,
                     short_reads,
+                    ..FaultSpec::default()
                 });
                 c.accounting = Some(ReadAccounting::new(move |d| sink.lock().push(*d)));
                 let before = SystemTime::now();
@@ -1085,8 +1081,7 @@ fn accounting_hears_of_every_finished_read() {
         let mut c = cfg(16 * MIB, 2, backend);
         c.fault = Some(FaultSpec {
             eio_path_contains: Some("accounted.sst".into()),
-            eio_from_offset: 0,
-            short_reads: false,
+            ..FaultSpec::default()
         });
         c.accounting = Some(ReadAccounting::new(move |d| sink.lock().push(*d)));
         let mut r = Reader::new(files, streams, c).unwrap();
