@@ -386,7 +386,7 @@ def build_rw_load(args) -> Path:
     cmd = [str(args.db_bench), f"--db={tmp}"] + tail
     log(f"loading DB for the read/write workloads (stock): {' '.join(cmd)}")
     t0 = time.monotonic()
-    out, _ = run_db_bench(args, cmd, "off", args.work / f"{inp.name}.load", "rw load")
+    out, _ = run_db_bench(args, cmd, bc.variant_env("stock"), args.work / f"{inp.name}.load", "rw load")
     parse_ops(out, "fillrandom")
     n, size = bc.db_files(tmp)
     if n == 0:
