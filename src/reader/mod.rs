@@ -66,9 +66,9 @@ pub struct ChunkPlan {
 /// Which reader backend to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// io_uring when the kernel allows it, pread otherwise (and when `RINGMERGE_IO=pread`).
+    /// io_uring when the kernel allows it, pread otherwise.
     Auto,
-    /// Always pread.
+    /// Always pread (`RINGMERGE_IO=pread`, read by the bridge).
     Pread,
 }
 
@@ -447,9 +447,9 @@ impl Reader {
             });
         }
 
-        let forced_pread = cfg.backend == Backend::Pread
-            || std::env::var("RINGMERGE_IO").is_ok_and(|v| v == "pread");
-        let (engine, fallback_reason) = if forced_pread {
+        // `RINGMERGE_IO=pread` reaches here as `Backend::Pread` (the bridge reads it): the
+        // reader itself reads no environment, so `Backend::Auto` always tries io_uring.
+        let (engine, fallback_reason) = if cfg.backend == Backend::Pread {
             (Engine::Pread, None)
         } else {
             match uring::Ring::acquire() {

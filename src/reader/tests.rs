@@ -145,10 +145,6 @@ fn drain_and_check(reader: &mut Reader, streams: &[Vec<ChunkPlan>], data: &[&[u8
     count
 }
 
-fn uring_expected() -> bool {
-    std::env::var("RINGMERGE_IO").map_or(true, |v| v != "pread")
-}
-
 #[test]
 fn reads_20mib_through_many_streams_both_backends_buffered_and_direct() {
     let dir = scratch();
@@ -170,7 +166,7 @@ fn reads_20mib_through_many_streams_both_backends_buffered_and_direct() {
                 if backend == Backend::Pread {
                     assert_eq!(r.backend_name(), "pread");
                     assert_eq!(r.fallback_reason(), None);
-                } else if uring_expected() {
+                } else {
                     assert_eq!(r.backend_name(), "io_uring", "{:?}", r.fallback_reason());
                     assert_eq!(r.fallback_reason(), None);
                 }
@@ -190,9 +186,6 @@ fn reads_20mib_through_many_streams_both_backends_buffered_and_direct() {
 
 #[test]
 fn ring_uses_single_issuer_defer_taskrun_and_is_reused() {
-    if !uring_expected() {
-        return;
-    }
     let dir = scratch();
     let data = content(MIB, 1);
     let path = write_file(dir.path(), "a.sst", &data);
@@ -219,9 +212,6 @@ fn ring_uses_single_issuer_defer_taskrun_and_is_reused() {
 
 #[test]
 fn batches_many_reads_per_enter() {
-    if !uring_expected() {
-        return;
-    }
     let dir = scratch();
     let data = content(20 * MIB, 5);
     let path = write_file(dir.path(), "b.sst", &data);
@@ -607,9 +597,6 @@ fn empty_streams_zero_length_chunks_and_misuse() {
 
 #[test]
 fn plain_ring_without_defer_taskrun() {
-    if !uring_expected() {
-        return;
-    }
     uring::set_thread_ring_for_test(true, None);
     let dir = scratch();
     let data = content(6 * MIB, 12);
@@ -642,9 +629,7 @@ fn unavailable_io_uring_falls_back_to_pread_with_reason() {
         }];
         let mut r = Reader::new(files, streams.clone(), cfg(16 * MIB, 2, Backend::Auto)).unwrap();
         assert_eq!(r.backend_name(), "pread");
-        if uring_expected() {
-            assert_eq!(r.fallback_reason(), Some(reason));
-        }
+        assert_eq!(r.fallback_reason(), Some(reason));
         drain_and_check(&mut r, &streams, &[&data]);
         assert_eq!(r.stats().enter_calls, 0);
     }
