@@ -19,4 +19,8 @@ pub mod sst_map;
 mod thread_attrs;
 pub mod wrapped_fs;
 
+/// Helpers the test suites share (unit and integration tests); not part of the API.
+#[doc(hidden)]
+pub mod test_support;
+
 pub use error::{Error, Result};

@@ -73,6 +73,42 @@ fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// Whether the kernel lets this process create a BPF arena, asked directly with one
+/// `BPF_MAP_CREATE` of a one-page arena: no skeleton, no program, so the answer is the kernel's
+/// and not our loader's. Some kernels refuse arenas even to a process with CAP_BPF + CAP_PERFMON
+/// (seen: a 6.18 VM kernel in lockdown integrity mode answers EPERM while every other map type
+/// loads); the loader's error then says so, and the tests that need the program record why they
+/// did not run (`test_support::skip_without_bpf_arena`).
+pub fn kernel_allows_arena() -> Result<(), String> {
+    // SAFETY: an all-zero `bpf_map_create_opts` is its documented default; `sz` is set to the
+    // struct's size as libbpf's OPTS convention requires.
+    let mut opts: libbpf_sys::bpf_map_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _;
+    opts.map_flags = libbpf_sys::BPF_F_MMAPABLE;
+    // SAFETY: a null name is allowed; key and value sizes are 0 as arenas require; `opts` lives
+    // across the call.
+    let fd = unsafe {
+        libbpf_sys::bpf_map_create(
+            libbpf_sys::BPF_MAP_TYPE_ARENA,
+            std::ptr::null(),
+            0,
+            0,
+            1,
+            &opts,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "BPF_MAP_CREATE of a one-page arena: {} (kernel {})",
+            std::io::Error::from_raw_os_error(-fd),
+            kernel_release()
+        ));
+    }
+    // SAFETY: `fd` is the map's descriptor, just returned to us and owned by nothing else.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
 impl BpfEngine {
     /// Opens, verifies and loads the program, and maps its arena. The error says why in words
     /// an operator can act on (kernel version, capabilities, verifier output).
@@ -99,7 +135,10 @@ impl BpfEngine {
                 } else {
                     format!("; libbpf: {detail}")
                 }
-            )
+            ) + &match kernel_allows_arena() {
+                Ok(()) => String::new(),
+                Err(why) => format!("; the kernel refuses BPF arenas to this process: {why}"),
+            }
         };
         // SAFETY: `storage` is a fresh, exclusively owned allocation that lives until this
         // engine's Drop frees it after the skeleton (or until the error paths below free it);
