@@ -10,11 +10,12 @@ What it does (see /work/shared/notes/stock-baseline.md):
    native = RINGMERGE_MODE=native, any other name X = RINGMERGE_MODE=X), interleaved:
    copies the input DB to a fresh directory, syncs and drops the page cache, then runs
    `db_bench --benchmarks=compact,stats --use_existing_db=1 --statistics=1 ...` (one
-   CompactRange of everything into L1) under `perf record -e raw_syscalls:sys_enter` (filtered to
-   threads named rocksdb:low, i.e. the compaction threads) and `/usr/bin/time -v`.
+   CompactRange of everything into L1) under `perf record -e raw_syscalls:sys_enter` (every
+   thread of the process; the compaction threads, named rocksdb:low, also apart) and
+   `/usr/bin/time -v`.
 3. Collects per run: compaction wall/CPU time (histogram SUMs, cross-checked against the LOG's
-   compaction_finished events), compact read/write bytes, kernel-counted syscalls of the compaction
-   threads by kind, peak RSS, and the `ringmerge` LOG lines (accelerated / fallback counts).
+   compaction_finished events), compact read/write bytes, kernel-counted syscalls of every
+   thread by kind, peak RSS, and the `ringmerge` LOG lines (accelerated / fallback counts).
 4. Prints a summary (median, min-max, ratio to stock in the same I/O mode) and writes
    OUT/results.json (every raw run + summary) and OUT/report.md.
 
@@ -357,6 +358,9 @@ def parse_log(log_text: str) -> dict:
         "ringmerge_lines": rm_lines,
         "ringmerge_accelerated": sum("ringmerge: accelerated" in l for l in rm_lines),
         "ringmerge_fallback": sum("ringmerge: fallback" in l for l in rm_lines),
+        # The BPF program could not load (the kernel, capabilities): the merge ran natively.
+        "bpf_unavailable": sum("ringmerge: accelerated" in l and "bpf_unavailable=" in l
+                               for l in rm_lines),
     }
 
 
@@ -364,9 +368,11 @@ PERF_LINE_RE = re.compile(r"^\s*(?P<comm>.*?)\s+(?P<tid>\d+)\s+.*?(?:NR |\bid[=:
 
 
 def parse_perf(data: Path, names: dict[int, str]) -> dict:
-    """Counts raw_syscalls:sys_enter events: by kind for threads named rocksdb:low (the headline),
-    and per thread name for every thread of the traced process tree (so helper threads that a
-    variant might spawn under another name are visible too)."""
+    """Counts raw_syscalls:sys_enter events of every thread of the traced process tree (the
+    headline: work a variant moves to another thread -- merge-ahead companion, write-behind
+    writers -- is not work removed), by kind and per thread name, and apart those of the threads
+    named rocksdb:low (the compaction threads). io_uring's io-wq workers run reads inside the
+    kernel and make no syscalls: their CPU is in the process CPU figure."""
     p = subprocess.run(["perf", "script", "-i", str(data), "-F", "comm,tid,trace"],
                        capture_output=True, text=True)
     if p.returncode != 0:
@@ -374,6 +380,7 @@ def parse_perf(data: Path, names: dict[int, str]) -> dict:
     if re.search(r"lost \d+ chunks", p.stderr):
         raise BenchError(f"perf lost events (raise --perf-mmap): {p.stderr[-500:]}")
     by_nr: dict[int, int] = {}
+    comp_by_nr: dict[int, int] = {}
     tids: dict[int, int] = {}
     by_comm: dict[str, int] = {}
     for line in p.stdout.splitlines():
@@ -384,16 +391,22 @@ def parse_perf(data: Path, names: dict[int, str]) -> dict:
             raise BenchError(f"cannot parse perf script line: {line!r}")
         comm = m.group("comm")
         by_comm[comm] = by_comm.get(comm, 0) + 1
-        if comm != COMPACTION_COMM:
-            continue
         nr = int(m.group("nr"))
         by_nr[nr] = by_nr.get(nr, 0) + 1
+        if comm != COMPACTION_COMM:
+            continue
+        comp_by_nr[nr] = comp_by_nr.get(nr, 0) + 1
         tid = int(m.group("tid"))
         tids[tid] = tids.get(tid, 0) + 1
-    by_name = {names.get(nr, f"syscall_{nr}"): c
-               for nr, c in sorted(by_nr.items(), key=lambda kv: -kv[1])}
-    return {"total": sum(by_nr.values()), "by_syscall": by_name, "threads": len(tids),
-            "events_per_thread": sorted(tids.values(), reverse=True),
+
+    def named(counts: dict[int, int]) -> dict[str, int]:
+        return {names.get(nr, f"syscall_{nr}"): c
+                for nr, c in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+    return {"total": sum(by_nr.values()), "by_syscall": named(by_nr),
+            "compaction_thread": {"total": sum(comp_by_nr.values()),
+                                  "by_syscall": named(comp_by_nr), "threads": len(tids),
+                                  "events_per_thread": sorted(tids.values(), reverse=True)},
             "by_comm_all_threads": dict(sorted(by_comm.items(), key=lambda kv: -kv[1]))}
 
 
@@ -497,7 +510,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
             sysc = parse_perf(perf_data, names)
         except BenchError as e:
             fail(str(e))
-        if sysc["total"] == 0:
+        if sysc["compaction_thread"]["total"] == 0:
             fail(f"perf recorded no syscalls from threads named {COMPACTION_COMM}")
         if not args.keep_perf_data:
             perf_data.unlink()
@@ -523,6 +536,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
         "log": {"crosscheck": cross, "compaction_finished": ev,
                 "ringmerge_accelerated": lg["ringmerge_accelerated"],
                 "ringmerge_fallback": lg["ringmerge_fallback"],
+                "bpf_unavailable": lg["bpf_unavailable"],
                 "ringmerge_lines": lg["ringmerge_lines"]},
         "db_bench_process_s": round(outer_s, 3),
         "artifacts": str(run_dir),
@@ -561,6 +575,7 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 "compactions": stat([r["compactions"] for r in rs]),
                 "ringmerge_accelerated": sum(r["log"]["ringmerge_accelerated"] for r in all_rs),
                 "ringmerge_fallback": sum(r["log"]["ringmerge_fallback"] for r in all_rs),
+                "bpf_unavailable": sum(r["log"]["bpf_unavailable"] for r in all_rs),
                 "crosscheck_ok": all(r["log"]["crosscheck"]["ok"] for r in all_rs),
                 "traced_runs": len(trs),
             }
@@ -573,16 +588,16 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 by_kind = {k: statistics.median([r["syscalls"]["by_syscall"].get(k, 0) for r in rs])
                            for k in kinds}
                 s["syscalls_by_kind_median"] = dict(sorted(by_kind.items(), key=lambda kv: -kv[1]))
+                s["syscalls_compaction_thread"] = stat(
+                    [r["syscalls"]["compaction_thread"]["total"] for r in rs])
                 s["syscalls_write_behind"] = stat(
                     [r["syscalls"]["by_comm_all_threads"].get(WRITE_BEHIND_COMM, 0) for r in rs])
-                s["syscalls_other_threads"] = stat(
-                    [sum(r["syscalls"]["by_comm_all_threads"].values()) - r["syscalls"]["total"]
-                     for r in rs])
             if variant == "stock":
                 base = s
             if base is not None:
                 ratio = {}
-                for k in ("wall_s", "cpu_s", "process_cpu_s", "peak_rss_mb", "syscalls_total"):
+                for k in ("wall_s", "cpu_s", "process_cpu_s", "peak_rss_mb", "syscalls_total",
+                          "syscalls_compaction_thread"):
                     if k in s and k in base and base[k]["median"]:
                         ratio[k] = s[k]["median"] / base[k]["median"]
                 s["ratio_to_stock"] = ratio
@@ -622,7 +637,8 @@ def cell(s: dict, key: str, fmt, unit: str = "", mark: str = "",
 
 def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
     hdr = ["mode", "variant", "runs", "compaction wall s", "compaction CPU s",
-           "process CPU s", "syscalls (rocksdb:low)", "top syscalls", "peak RSS MB", "read/write MB",
+           "process CPU s", "syscalls (all threads)", "top syscalls", "syscalls (rocksdb:low)",
+           "peak RSS MB", "read/write MB",
            "compactions", "accel/fallback"]
     rows = []
     for s in summary:
@@ -636,14 +652,14 @@ def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
             wall,
             cell(s, "cpu_s", lambda v: f"{v:.2f}"),
             cell(s, "process_cpu_s", lambda v: f"{v:.2f}"),
-            cell(s, "syscalls_total", fmt_num) + (
-                f" (+{fmt_num(s['syscalls_write_behind']['median'])} {WRITE_BEHIND_COMM})"
-                if s.get("syscalls_write_behind", {}).get("median") else ""),
+            cell(s, "syscalls_total", fmt_num),
             top or "n/a",
+            cell(s, "syscalls_compaction_thread", fmt_num),
             cell(s, "peak_rss_mb", lambda v: f"{v:.0f}"),
             f"{s['read_bytes']['median'] / 1e6:.0f}/{s['write_bytes']['median'] / 1e6:.0f}",
             f"{s['compactions']['median']:.0f}",
-            f"{s['ringmerge_accelerated']}/{s['ringmerge_fallback']}",
+            f"{s['ringmerge_accelerated']}/{s['ringmerge_fallback']}"
+            + (" (BPF unavailable: merged natively)" if s["bpf_unavailable"] else ""),
         ])
     return hdr, rows
 
@@ -654,7 +670,8 @@ def kinds_table(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
         for k, v in s.get("syscalls_by_kind_median", {}).items():
             best[k] = max(best.get(k, 0), v)
     kinds = [k for k, _ in sorted(best.items(), key=lambda kv: -kv[1])][:10]
-    h2 = ["mode", "variant", "total"] + kinds + ["other kinds", "other threads"]
+    h2 = ["mode", "variant", "total"] + kinds + ["other kinds", "rocksdb:low",
+                                                 WRITE_BEHIND_COMM]
     r2 = []
     for s in summary:
         bk = s.get("syscalls_by_kind_median", {})
@@ -663,7 +680,8 @@ def kinds_table(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
         rest = sum(v for k, v in bk.items() if k not in kinds)
         r2.append([s["mode"], s["variant"], fmt_num(s["syscalls_total"]["median"])]
                   + [fmt_num(bk.get(k, 0)) for k in kinds]
-                  + [fmt_num(rest), fmt_num(s["syscalls_other_threads"]["median"])])
+                  + [fmt_num(rest), fmt_num(s["syscalls_compaction_thread"]["median"]),
+                     fmt_num(s["syscalls_write_behind"]["median"])])
     return h2, r2
 
 
@@ -790,7 +808,8 @@ def main() -> int:
                    if sc else "not traced")
             log(f"  wall {r['wall_s']:.2f} s, cpu {r['cpu_s']:.2f} s, {r['compactions']} compaction(s), "
                 f"read {r['read_bytes'] / 1e6:.0f} MB, write {r['write_bytes'] / 1e6:.0f} MB, "
-                f"RSS {r['peak_rss_mb']:.0f} MB, syscalls {sc['total'] if sc else 'n/a'} ({top}), "
+                f"RSS {r['peak_rss_mb']:.0f} MB, syscalls of all threads "
+                f"{sc['total'] if sc else 'n/a'} ({top}), "
                 f"ringmerge accel/fallback {r['log']['ringmerge_accelerated']}/"
                 f"{r['log']['ringmerge_fallback']}")
             if sc:
@@ -817,12 +836,15 @@ def main() -> int:
     print(text_table(hdr, rows))
     h2, r2 = kinds_table(summary)
     if r2:
-        print("\nSyscalls of the compaction threads by kind (median per run):")
+        print("\nSyscalls of every thread by kind (median per run):")
         print(text_table(h2, r2))
     if bound:
         print("\nDisk bound (" + disk["method"] + "):")
         for l in bound:
             print("  " + l)
+    if any(s["bpf_unavailable"] for s in summary):
+        print("\nWARNING: the BPF program could not be loaded (see the LOG's bpf_unavailable=): "
+              "rows marked 'BPF unavailable' merged natively")
     if not all(s["crosscheck_ok"] for s in summary):
         print("\nWARNING: statistics and LOG compaction_finished disagreed in some runs "
               "(see results.json runs[].log.crosscheck)")
@@ -836,7 +858,8 @@ def main() -> int:
                    "input_sst_bytes": in_bytes, "common_flags": COMMON_FLAGS,
                    "fill_flags": FILL_FLAGS, "compact_flags": COMPACT_FLAGS, "io_modes": IO_MODES,
                    "extra_flags": args.extra, "trace": args.trace,
-                   "syscall_filter_comm": COMPACTION_COMM},
+                   "syscalls_counted": "every thread of the process",
+                   "compaction_thread_comm": COMPACTION_COMM},
         "environment": {"uname": " ".join(os.uname()), "nproc": os.cpu_count(),
                         "git_head": git_head()},
         "disk": disk, "disk_bound": bound, "io_floor": floor,
@@ -852,10 +875,11 @@ def main() -> int:
           "Cells: median [min-max] (ratio of medians to stock in the same I/O mode). Wall and CPU "
           "are the SUMs of `rocksdb.compaction.times.micros` / `.cpu_micros` (the compaction "
           "thread only); process CPU is db_bench's user+sys over its whole run, every thread "
-          "(`/usr/bin/time -v`); syscalls are "
-          f"`raw_syscalls:sys_enter` events of threads named `{COMPACTION_COMM}` counted by perf, "
-          f"with those of ringmerge's write-behind threads (`{WRITE_BEHIND_COMM}`) added in "
-          "brackets; "
+          "(`/usr/bin/time -v`, io_uring's io-wq workers included); syscalls are "
+          "`raw_syscalls:sys_enter` events counted by perf over every thread of db_bench's process "
+          "(compaction thread, merge-ahead companion, write-behind writers, flush and "
+          f"foreground threads), with those of the compaction threads (`{COMPACTION_COMM}`) in "
+          "their own column; "
           "peak RSS is db_bench's (`/usr/bin/time -v`); accel/fallback counts `ringmerge:` LOG lines "
           "over all runs. "
           + ("Wall, CPU and RSS come from the untraced reps; syscall counts from one separate "
@@ -863,7 +887,7 @@ def main() -> int:
              "Every run was perf-traced." if args.trace == "all" else "Syscalls were not traced."),
           "", md_table(hdr, rows), ""]
     if summary and any("syscalls_by_kind_median" in s for s in summary):
-        md += ["## Syscalls by kind (median per run)", ""]
+        md += ["## Syscalls of every thread by kind (median per run)", ""]
         h2, r2 = kinds_table(summary)
         md += [md_table(h2, r2), ""]
     if bound:

@@ -1,15 +1,30 @@
-//! The benchmark pipeline at a tiny scale (seconds): scripts/bench-compaction.sh runs the
-//! deterministic manual compaction for stock and ringmerge in both I/O modes, with perf counting
-//! the compaction thread's syscalls, and every figure in results.json must be present and sane,
-//! with ratios computed from the recorded values. This keeps the harness from rotting; it asserts
-//! no speed (figures at this scale are noise), only counts the kernel reports.
+//! The README's main command, `scripts/bench.sh`, at `--quick` scale, end to end: it builds (cached),
+//! runs the manual-compaction suite and the workload suite for stock and ringmerge in both I/O
+//! modes, writes the reports and draws the charts. A broken path in it fails here.
+//!
+//! The checks read the raw per-run outputs (db_bench's stdout, the DB's LOG, perf's data, the
+//! command each run recorded) with their own parsers, not the figures the scripts computed, and
+//! then require the scripts' figures to agree with them. Syscalls are counted over every thread
+//! of the process, so per-block reads moved to another thread are still counted. Nothing here is
+//! timed: figures at this scale are noise; only counts the kernel reports are compared.
 
+use ringmerge::merge::bpf::kernel_allows_arena;
+use ringmerge::test_support::record_skip;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn num(v: &Value, path: &[&str]) -> f64 {
@@ -18,165 +33,408 @@ fn num(v: &Value, path: &[&str]) -> f64 {
         cur = &cur[*p];
     }
     cur.as_f64()
-        .unwrap_or_else(|| panic!("results.json lacks a number at {path:?}: {v}"))
+        .unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
+}
+
+/// The one stamped folder a fresh run leaves under `dir` (the test removes older ones).
+fn only_subdir(dir: &Path) -> PathBuf {
+    let subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(subdirs.len(), 1, "one run folder in {}", dir.display());
+    subdirs.into_iter().next().unwrap()
+}
+
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `<name> ... COUNT : n SUM : s` of db_bench's statistics dump (a histogram): (count, sum).
+fn stats_hist(out: &str, name: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} P50 :")))
+        .unwrap_or_else(|| panic!("no histogram {name} in db_bench's output"));
+    let after = |key: &str| -> u64 {
+        let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    (after("COUNT : "), after("SUM : "))
+}
+
+/// `<name> COUNT : n` of db_bench's statistics dump (a ticker).
+fn stats_ticker(out: &str, name: &str) -> u64 {
+    let prefix = format!("{name} COUNT : ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no ticker {name} in db_bench's output"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// ops/sec of db_bench's result line for `bench` (`fillrandom : ... micros/op N ops/sec ...`).
+fn ops_per_sec(out: &str, bench: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(bench) && l.contains(" ops/sec"))
+        .unwrap_or_else(|| panic!("no '{bench} : ... ops/sec' line"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "ops/sec").unwrap();
+    words[i - 1].parse().unwrap()
+}
+
+/// What a run's LOG says ringmerge did.
+#[derive(Debug, Default)]
+struct LogOutcome {
+    lines: usize,
+    accelerated_ok: usize,
+    fallback: usize,
+    io_uring: usize,
+    bpf_merges: usize,
+    bpf_unavailable: usize,
+}
+
+fn log_outcome(log: &str) -> LogOutcome {
+    let mut o = LogOutcome::default();
+    for l in log.lines().filter(|l| l.contains("ringmerge")) {
+        o.lines += 1;
+        if l.contains("ringmerge: accelerated") && l.contains("status=OK") {
+            o.accelerated_ok += 1;
+            o.io_uring += l.contains(" backend=io_uring ") as usize;
+            o.bpf_merges += l.contains(" merge=bpf-") as usize;
+        }
+        o.fallback += l.contains("ringmerge: fallback") as usize;
+        o.bpf_unavailable += l.contains("bpf_unavailable") as usize;
+    }
+    o
+}
+
+/// The variant a run's recorded command ran as, from its environment (RINGMERGE_MODE and
+/// RINGMERGE_MERGE_AHEAD), named as the scripts name variants.
+fn variant_of(command: &str) -> String {
+    let env = |k: &str| {
+        command
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    match (
+        env("RINGMERGE_MODE").as_deref(),
+        env("RINGMERGE_MERGE_AHEAD"),
+    ) {
+        (Some("off"), _) => "stock".into(),
+        (Some(m), Some(a)) if a == "off" => format!("{m}-inline"),
+        (Some(m), _) => m.into(),
+        (None, _) => panic!("command records no RINGMERGE_MODE: {command}"),
+    }
+}
+
+/// raw_syscalls:sys_enter events in a perf.data file, over every thread: (all, pread64).
+fn perf_syscalls(data: &Path) -> (u64, u64) {
+    // perf prints the syscall's number; this machine's (the perf data was recorded here).
+    const PREAD64: i64 = libc::SYS_pread64;
+    let out = Command::new("perf")
+        .args(["script", "-F", "tid,trace", "-i"])
+        .arg(data)
+        .output()
+        .expect("run perf script");
+    assert!(
+        out.status.success(),
+        "perf script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut all, mut pread) = (0, 0);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(i) = line.find("NR ") else { continue };
+        let nr: i64 = line[i + 3..]
+            .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("perf line {line}"));
+        all += 1;
+        pread += (nr == PREAD64) as u64;
+    }
+    (all, pread)
+}
+
+fn close(got: f64, want: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "{what}: the report says {got}, the raw outputs say {want}"
+    );
 }
 
 #[test]
-fn bench_pipeline_produces_complete_results() {
-    let db_bench = root().join("target/rocksdb/bin/db_bench");
-    assert!(
-        db_bench.exists(),
-        "run scripts/build-rocksdb.sh first (the README's test command does)"
-    );
-    let out_dir = root().join("target/bench-test");
-    let _ = std::fs::remove_dir_all(out_dir.join("runs"));
-    let out = Command::new(root().join("scripts/bench-compaction.sh"))
-        .arg("--db-bench")
-        .arg(&db_bench)
-        .args(["--num", "30000", "--reps", "1", "--no-disk-bound"])
-        .arg("--out")
+fn main_command_quick_runs_end_to_end() {
+    let out_dir = root().join("target/bench-quick");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = Command::new(root().join("scripts/bench.sh"))
+        .args(["--quick", "--keep-perf-data", "--out"])
         .arg(&out_dir)
         .output()
-        .expect("run bench-compaction.sh");
+        .expect("run scripts/bench.sh");
+    let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
-        out.status.success(),
-        "bench-compaction.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        run.status.success(),
+        "scripts/bench.sh --quick failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
     );
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
-            .unwrap();
-    assert!(out_dir.join("report.md").exists());
-    let summary = results["summary"].as_array().expect("summary rows");
-    assert_eq!(summary.len(), 6, "buffered/direct x stock/native/bpf");
-    for mode in ["buffered", "direct"] {
-        let row = |variant: &str| {
-            summary
-                .iter()
-                .find(|r| r["mode"] == mode && r["variant"] == variant)
-                .unwrap_or_else(|| panic!("no {mode}/{variant} row"))
-        };
-        let (stock, native, bpf) = (row("stock"), row("native"), row("bpf"));
-        // The BPF merge's gate is against the native merge, in the same run.
-        let expect = num(bpf, &["wall_s", "median"]) / num(native, &["wall_s", "median"]);
-        let got = num(bpf, &["ratio_to_native", "wall_s"]);
+    for f in [
+        "report.md",
+        "results.json",
+        "workloads.md",
+        "workloads.json",
+        "compaction.svg",
+        "workloads.svg",
+    ] {
+        let p = out_dir.join(f);
+        let len = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("the main command wrote no {f}: {e}"))
+            .len();
+        assert!(len > 500, "{f} is {len} bytes");
+    }
+    for svg in ["compaction.svg", "workloads.svg"] {
+        let text = read(&out_dir.join(svg));
+        assert!(text.contains("<svg") && text.contains("stock"), "{svg}");
+    }
+    check_manual_compaction(&out_dir);
+    check_workloads(&out_dir);
+}
+
+/// The manual-compaction suite: every mode x variant ran, ringmerge read through io_uring and
+/// merged in BPF where asked, per-block preads are gone from every thread, and results.json agrees
+/// with the raw outputs.
+fn check_manual_compaction(out_dir: &Path) {
+    let results = json(&out_dir.join("results.json"));
+    let dirs = run_dirs(&only_subdir(&out_dir.join("runs")));
+    // (mode, variant) -> raw figures of the untraced run, and the traced run's syscalls.
+    let mut wall: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut sys: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    // Where the kernel refuses BPF arenas: its answer, then the bpf runs that merged natively.
+    let mut no_bpf: Option<String> = None;
+    for d in &dirs {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let mode = ["buffered", "direct"]
+            .into_iter()
+            .find(|m| name.contains(&format!("-{m}-")))
+            .unwrap_or_else(|| panic!("run folder {name} names no I/O mode"))
+            .to_string();
+        let variant = variant_of(&read(&d.join("command.txt")));
+        let out = read(&d.join("db_bench.out"));
+        let (compactions, wall_us) = stats_hist(&out, "rocksdb.compaction.times.micros");
+        assert!(compactions >= 1, "{name}: no compaction ran");
         assert!(
-            (got - expect).abs() < 0.01 * expect + 0.006,
-            "{mode} bpf/native {got}"
+            stats_ticker(&out, "rocksdb.compact.read.bytes") > 0,
+            "{name}"
         );
-        assert!(
-            num(bpf, &["ringmerge_accelerated"]) >= 1.0,
-            "{mode}: bpf accelerated nothing"
-        );
-        for r in [stock, native, bpf] {
-            for field in [
-                "wall_s",
-                "cpu_s",
-                "peak_rss_mb",
-                "read_bytes",
-                "write_bytes",
-                "compactions",
-            ] {
-                assert!(num(r, &[field, "median"]) > 0.0, "{mode} {field}: {r}");
-            }
-            assert!(
-                num(r, &["syscalls_total", "median"]) > 0.0,
-                "{mode}: no syscalls traced"
+        let lg = log_outcome(&read(&d.join("LOG")));
+        if variant == "stock" {
+            assert_eq!(
+                lg.lines, 0,
+                "{name}: RINGMERGE_MODE=off logged ringmerge lines"
             );
-            assert_eq!(r["crosscheck_ok"], true, "statistics and LOG disagree: {r}");
-            // Ratios are the recorded medians divided by stock's.
-            for field in ["wall_s", "cpu_s", "peak_rss_mb", "syscalls_total"] {
-                let expect = num(r, &[field, "median"]) / num(stock, &[field, "median"]);
-                let got = num(r, &["ratio_to_stock", field]);
+        } else {
+            assert!(
+                lg.accelerated_ok >= 1,
+                "{name}: nothing accelerated: {lg:?}"
+            );
+            assert_eq!(lg.fallback, 0, "{name}: {lg:?}");
+            assert_eq!(
+                lg.io_uring, lg.accelerated_ok,
+                "{name}: not io_uring: {lg:?}"
+            );
+            if variant.starts_with("bpf") {
+                match kernel_allows_arena() {
+                    Ok(()) => {
+                        assert_eq!(lg.bpf_merges, lg.accelerated_ok, "{name}: not BPF: {lg:?}");
+                        assert_eq!(lg.bpf_unavailable, 0, "{name}: {lg:?}");
+                    }
+                    Err(why) => {
+                        // The LOG (and so the report) must say these runs merged natively.
+                        assert!(lg.bpf_unavailable >= 1, "{name}: {lg:?}");
+                        no_bpf.get_or_insert(why).push_str(&format!(" {name}"));
+                    }
+                }
+            }
+        }
+        let key = (mode, variant);
+        if name.ends_with("-reptrace") {
+            let perf = d.join("perf.data");
+            assert!(perf.exists(), "{name}: no perf.data (--keep-perf-data)");
+            sys.insert(key, perf_syscalls(&perf));
+        } else {
+            wall.insert(key, wall_us as f64 / 1e6);
+        }
+    }
+    if let Some(why_and_runs) = no_bpf {
+        record_skip(
+            "bench_harness: the BPF merge of the manual compaction's bpf runs",
+            &format!("the kernel refuses BPF arenas; merged natively: {why_and_runs}"),
+        );
+    }
+    let variants = ["stock", "native", "bpf"];
+    for mode in ["buffered", "direct"] {
+        for v in variants {
+            let key = (mode.to_string(), v.to_string());
+            assert!(wall.contains_key(&key), "no timed {mode}/{v} run");
+            assert!(sys.contains_key(&key), "no perf-traced {mode}/{v} run");
+        }
+        let k = |v: &str| (mode.to_string(), v.to_string());
+        let (stock_all, stock_pread) = sys[&k("stock")];
+        if mode == "buffered" {
+            // Stock reads a 4 KiB block per pread; ringmerge reads batches through io_uring.
+            assert!(
+                stock_pread > 1000,
+                "stock should pread per block: {stock_pread}"
+            );
+            for v in ["native", "bpf"] {
+                let (all, pread) = sys[&k(v)];
                 assert!(
-                    (got - expect).abs() < 0.01 * expect.max(1e-9) + 0.006,
-                    "{mode} {field} ratio {got} != {expect}"
+                    pread * 20 < stock_pread,
+                    "{v}: {pread} preads over all threads against stock's {stock_pread}"
+                );
+                assert!(
+                    all * 4 < stock_all,
+                    "{v}: {all} syscalls over all threads against stock's {stock_all}"
                 );
             }
         }
-        assert_eq!(num(stock, &["ringmerge_accelerated"]), 0.0);
-        assert!(
-            num(native, &["ringmerge_accelerated"]) >= 1.0,
-            "{mode}: nothing accelerated"
-        );
-        assert_eq!(num(native, &["ringmerge_fallback"]), 0.0);
-        // Kernel-counted, not timed: per-block preads are gone from the compaction thread.
-        let preads = |r: &Value| {
-            r["syscalls_by_kind_median"]["pread64"]
-                .as_f64()
-                .unwrap_or(0.0)
+        // The report's figures are the raw ones (one rep: the median is the run).
+        let summary = results["summary"].as_array().expect("summary rows");
+        let row = |v: &str| {
+            summary
+                .iter()
+                .find(|r| r["mode"] == mode && r["variant"] == v)
+                .unwrap_or_else(|| panic!("no {mode}/{v} row in results.json"))
         };
-        if mode == "buffered" {
-            assert!(
-                preads(stock) > 100.0,
-                "stock should pread per block: {stock}"
+        for v in variants {
+            let r = row(v);
+            close(num(r, &["wall_s", "median"]), wall[&k(v)], "wall_s");
+            close(
+                num(r, &["syscalls_total", "median"]),
+                sys[&k(v)].0 as f64,
+                &format!("{mode}/{v} syscalls of every thread"),
             );
-            assert!(
-                preads(native) * 20.0 < preads(stock),
-                "ringmerge still preads per block: {native}"
+            close(
+                r["syscalls_by_kind_median"]["pread64"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+                sys[&k(v)].1 as f64,
+                &format!("{mode}/{v} pread64 of every thread"),
             );
+            if v != "stock" {
+                close(
+                    num(r, &["ratio_to_stock", "wall_s"]),
+                    wall[&k(v)] / wall[&k("stock")],
+                    &format!("{mode}/{v} wall ratio"),
+                );
+                close(
+                    num(r, &["ratio_to_stock", "syscalls_total"]),
+                    sys[&k(v)].0 as f64 / stock_all as f64,
+                    &format!("{mode}/{v} syscall ratio"),
+                );
+            }
         }
     }
 }
 
-#[test]
-fn workloads_pipeline_produces_complete_results() {
-    let db_bench = root().join("target/rocksdb/bin/db_bench");
-    assert!(
-        db_bench.exists(),
-        "run scripts/build-rocksdb.sh first (the README's test command does)"
-    );
-    let out_dir = root().join("target/bench-test-workloads");
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new(root().join("scripts/bench-workloads.sh"))
-        .arg("--db-bench")
-        .arg(&db_bench)
-        .args(["--quick", "--suites", "fill", "--mbc", "1", "--no-chart"])
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .expect("run bench-workloads.sh");
-    assert!(
-        out.status.success(),
-        "bench-workloads.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("workloads.json")).unwrap())
-            .unwrap();
-    assert!(out_dir.join("workloads.md").exists());
-    let summary = results["summary"].as_array().expect("summary rows");
-    assert!(!summary.is_empty());
-    for r in summary {
-        let variant = r["variant"].as_str().unwrap();
-        let stock = summary
+/// The workload suite: every case x mode x variant ran and printed its result line, the
+/// read/write cases ran on the loaded DB, the fill cases' ringmerge runs were accelerated, and
+/// workloads.json agrees with the raw outputs.
+fn check_workloads(out_dir: &Path) {
+    let results = json(&out_dir.join("workloads.json"));
+    let dirs = run_dirs(&only_subdir(&out_dir.join("runs-workloads")));
+    let cases = [
+        ("fill-mbc1", "fillrandom"),
+        ("fill-mbc2", "fillrandom"),
+        ("rrwr-10", "readrandomwriterandom"),
+        ("rrwr-50", "readrandomwriterandom"),
+        ("rrwr-90", "readrandomwriterandom"),
+        ("readwhilewriting", "readwhilewriting"),
+    ];
+    let mut ops: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for d in &dirs {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let (case, bench) = cases
             .iter()
-            .find(|s| s["case"] == r["case"] && s["mode"] == r["mode"] && s["variant"] == "stock")
-            .expect("a stock row for every case");
-        for field in [
-            "ops_per_s",
-            "p99_write_us",
-            "compaction_wall_s",
-            "compactions",
-        ] {
-            assert!(num(r, &[field, "median"]) > 0.0, "{field}: {r}");
-        }
-        let expect = num(r, &["ops_per_s", "median"]) / num(stock, &["ops_per_s", "median"]);
-        let got = num(r, &["ratio_to_stock", "ops_per_s"]);
-        assert!(
-            (got - expect).abs() < 0.01 * expect + 0.006,
-            "ops ratio {got} != {expect}"
-        );
+            .find(|(c, _)| name.contains(&format!("-{c}-")))
+            .unwrap_or_else(|| panic!("run folder {name} names no known case"));
+        let mode = ["buffered", "direct"]
+            .into_iter()
+            .find(|m| name.contains(&format!("-{m}-")))
+            .unwrap_or_else(|| panic!("run folder {name} names no I/O mode"));
+        let command = read(&d.join("command.txt"));
+        let variant = variant_of(&command);
+        let out = read(&d.join("db_bench.out"));
+        let n = ops_per_sec(&out, bench);
+        assert!(n > 0, "{name}: 0 ops/sec");
+        let lg = log_outcome(&read(&d.join("LOG")));
         if variant == "stock" {
-            assert_eq!(num(r, &["ringmerge_accelerated"]), 0.0);
-        } else {
-            assert!(
-                num(r, &["ringmerge_accelerated"]) >= 1.0,
-                "nothing accelerated: {r}"
+            assert_eq!(
+                lg.lines, 0,
+                "{name}: RINGMERGE_MODE=off logged ringmerge lines"
             );
-            assert_eq!(num(r, &["ringmerge_fallback"]), 0.0);
+        } else {
+            assert_eq!(lg.fallback, 0, "{name}: {lg:?}");
+            assert_eq!(
+                lg.io_uring, lg.accelerated_ok,
+                "{name}: not io_uring: {lg:?}"
+            );
+            if bench == &"fillrandom" {
+                assert!(
+                    lg.accelerated_ok >= 1,
+                    "{name}: nothing accelerated: {lg:?}"
+                );
+            }
+        }
+        if bench != &"fillrandom" {
+            assert!(
+                command.contains("--use_existing_db=1"),
+                "{name}: a read/write case must run on the loaded DB: {command}"
+            );
+        }
+        ops.insert((case.to_string(), mode.to_string(), variant), n);
+    }
+    // The loaded DB of the read/write cases was written by stock RocksDB.
+    let loads: Vec<PathBuf> = run_dirs(&out_dir.join("work-workloads"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".load"))
+        .collect();
+    assert_eq!(loads.len(), 1, "one read/write load: {loads:?}");
+    assert_eq!(variant_of(&read(&loads[0].join("command.txt"))), "stock");
+    let summary = results["summary"].as_array().expect("summary rows");
+    for (case, _) in cases {
+        for mode in ["buffered", "direct"] {
+            let key = |v: &str| (case.to_string(), mode.to_string(), v.to_string());
+            for v in ["stock", "native"] {
+                assert!(ops.contains_key(&key(v)), "no {case}/{mode}/{v} run");
+                let row = summary
+                    .iter()
+                    .find(|r| r["case"] == case && r["mode"] == mode && r["variant"] == v)
+                    .unwrap_or_else(|| panic!("no {case}/{mode}/{v} row in workloads.json"));
+                close(
+                    num(row, &["ops_per_s", "median"]),
+                    ops[&key(v)] as f64,
+                    &format!("{case}/{mode}/{v} ops/s"),
+                );
+                if v != "stock" {
+                    close(
+                        num(row, &["ratio_to_stock", "ops_per_s"]),
+                        ops[&key(v)] as f64 / ops[&key("stock")] as f64,
+                        &format!("{case}/{mode}/{v} ops ratio"),
+                    );
+                }
+            }
         }
     }
 }

@@ -156,7 +156,7 @@ fn compaction_chart(path: &Path) -> Res<Chart> {
     for (key, title, unit) in [
         ("wall_s", "compaction wall time", "seconds"),
         ("cpu_s", "compaction CPU time", "seconds"),
-        ("syscalls_total", "syscalls of compaction threads", "syscalls"),
+        ("syscalls_total", "syscalls, every thread", "syscalls"),
         ("peak_rss_mb", "peak RSS", "MB"),
     ] {
         if summary.iter().any(|e| e.get(key).is_some()) {
