@@ -4,6 +4,9 @@
 #
 #   scripts/build-rocksdb.sh           patched build (the default)
 #   scripts/build-rocksdb.sh --stock   unmodified 10.1.3, same flags, into target/rocksdb-stock/bin/
+#                                      (db_bench, sst_dump, ldb, and ringmerge_driver built against
+#                                      the stock librocksdb.a, for tests/stock_equivalence.rs); no
+#                                      cargo build, no ringmerge code in it
 #
 # The RocksDB build tree lives outside the clone, in $RINGMERGE_CACHE (default ~/.cache/ringmerge),
 # keyed by the hash of the patch, and every compile goes through ccache with base_dir set to the
@@ -34,7 +37,15 @@ export CCACHE_BASEDIR="$CACHE" CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAX
 if [ "$mode" = stock ]; then
   key=stock
   out="$here/target/rocksdb-stock/bin"
-  targets=(db_bench sst_dump ldb)
+  targets=(db_bench sst_dump ldb ringmerge_driver)
+  # The static library by name as well (the tools and the driver link it; it is checked below).
+  lib_targets=(rocksdb)
+  # The test driver, against the stock library: scripts/stock-driver.cmake adds the target to the
+  # unmodified tree at configure time, as rocksdb-patch/ adds it to the patched one (same flags,
+  # same link libraries); the tree's sources stay untouched. make rebuilds it when the driver's
+  # source changes.
+  CMAKE_FLAGS+=(-DCMAKE_PROJECT_INCLUDE="$here/scripts/stock-driver.cmake"
+    -DRINGMERGE_DRIVER_SRC="$here/tests/driver/ringmerge_driver.cc")
 else
   # The Rust side first: the patched tree links target/release/libringmerge.a and includes the
   # cxx-generated header from target/cxxbridge/.
@@ -44,6 +55,7 @@ else
   key=$(cat "$here"/rocksdb-patch/*.patch | sha256sum | cut -c1-16)
   out="$here/target/rocksdb/bin"
   targets=(db_bench sst_dump ldb ringmerge_driver)
+  lib_targets=()
   CMAKE_FLAGS+=(-DRINGMERGE_DIR="$here" -DRINGMERGE_LIB="$here/target/release/libringmerge.a")
 fi
 
@@ -74,7 +86,7 @@ cmake -S "$src" -B "$bld" "${CMAKE_FLAGS[@]}" >"$root/cmake.log" 2>&1 ||
   { tail -40 "$root/cmake.log" >&2; exit 1; }
 log "compiling ${targets[*]} with $JOBS jobs (cold: ~20 min; warm ccache: minutes)"
 start=$(date +%s)
-if ! make -C "$bld" -j"$JOBS" "${targets[@]}" >"$root/make.log" 2>&1; then
+if ! make -C "$bld" -j"$JOBS" "${lib_targets[@]}" "${targets[@]}" >"$root/make.log" 2>&1; then
   grep -E "error|Error" "$root/make.log" | head -40 >&2
   tail -20 "$root/make.log" >&2
   log "build FAILED, full log: $root/make.log"
@@ -88,8 +100,23 @@ for t in "${targets[@]}"; do
   cp -f "$f" "$out/$t"
 done
 cp -f "$bld/librocksdb.a" "$out/../librocksdb.a" 2>/dev/null || true
+if [ "$mode" = stock ]; then
+  # The stock library must be stock: no ringmerge symbol may have found its way in (say, from a
+  # pristine source that was patched in place).
+  [ -f "$bld/librocksdb.a" ] || { log "no $bld/librocksdb.a"; exit 1; }
+  n=$(nm -C "$bld/librocksdb.a" | grep -ci ringmerge || true)
+  if [ "$n" != 0 ]; then
+    log "$bld/librocksdb.a has $n ringmerge symbols: it is not stock RocksDB (rm -rf $root)"
+    exit 1
+  fi
+  # The driver source this binary was built from: tests/stock_equivalence.rs fails, asking for
+  # this script, when the clone's driver has changed since (a stale stock driver would compare a
+  # different scenario, or reject a new flag).
+  cp -f "$here/tests/driver/ringmerge_driver.cc" "$out/ringmerge_driver.built-from.cc"
+fi
 log "binaries in $out: ${targets[*]}"
 # Keep the three most recent patched trees: older patch versions are only ccache's business now.
 # Only patched Release trees (directories) count; the stock tree and test-suite trees stay.
-ls -dt "$CACHE"/rocksdb-10.1.3-*/ 2>/dev/null | grep -Ev -- '-(stock|tests-[0-9a-f]+)/$' |
+# (grep finds none in a cache that has only the stock tree: not an error.)
+ls -dt "$CACHE"/rocksdb-10.1.3-*/ 2>/dev/null | { grep -Ev -- '-(stock|tests-[0-9a-f]+)/$' || true; } |
   tail -n +4 | xargs -r rm -rf
