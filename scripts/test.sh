@@ -2,13 +2,19 @@
 # The whole test suite, as CI runs it (.ci/run): installs what it needs, builds the patched
 # RocksDB 10.1.3 with ringmerge (cached outside the clone), then runs formatting and lint checks,
 # the Rust unit tests and the differential tests against real RocksDB, real io_uring, real files,
-# then RocksDB's own compaction gtest suites and a CI-sized db_crashtest.py run with ringmerge on
-# (built from the same patched tree in Debug; cold ~15 min more on 2 cores, run ~2 + ~6 min).
+# with an unpatched RocksDB 10.1.3 as the reference that RINGMERGE_MODE=off must equal, the README's
+# main command at --quick scale (tests/bench_harness.rs), then RocksDB's own compaction gtest
+# suites and a CI-sized db_crashtest.py run with ringmerge on (built from the same patched tree in
+# Debug). Each step prints when it started; README.md gives the cold time.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-step() { printf '\n=== %s ===\n' "$*"; }
+# Every step prints the minutes since the start, so a CI log shows where its time went.
+t0=$(date +%s)
+step() {
+  awk -v what="$*" -v s=$(($(date +%s) - t0)) 'BEGIN { printf "\n=== %s (at %.1f min) ===\n", what, s / 60 }'
+}
 
 step "system packages"
 scripts/install-deps.sh
@@ -19,6 +25,23 @@ for p in rocksdb-patch/*.patch; do
 done
 step "build patched RocksDB + ringmerge"
 scripts/build-rocksdb.sh
+step "build unpatched RocksDB 10.1.3 (the reference of tests/stock_equivalence.rs: RINGMERGE_MODE=off is stock)"
+scripts/build-rocksdb.sh --stock
+
+# Tests whose real part this machine's kernel refuses even to root record why in this file
+# (src/test_support.rs); the summary prints it. Only the kernel's refusal of BPF arenas qualifies.
+skips=target/test-skips.txt
+mkdir -p target
+rm -f "$skips"
+bpf_modes=native,bpf
+if ! arena=$(python3 scripts/bpf_arena_probe.py); then
+  bpf_modes=native
+  for what in "RocksDB gtest suites, mode bpf" "db_crashtest.py, mode bpf"; do
+    echo "SKIPPED $what: the kernel refuses BPF arenas ($arena)" >>"$skips"
+  done
+  printf '\nWARNING: the kernel refuses BPF arenas to this process (%s): the BPF merge cannot run\n' "$arena"
+  printf 'here, so its tests record a skip (listed at the end) and check the native fallback.\n'
+fi
 step "cargo fmt --check"
 cargo fmt --check
 step "cargo clippy -- -D warnings"
@@ -35,10 +58,10 @@ scripts/fuzz.sh 15
 
 step "RocksDB gtest suites with ringmerge on (scripts/rocksdb-suites.sh)"
 suites_rc=0
-scripts/rocksdb-suites.sh --modes native,bpf || suites_rc=$?
+scripts/rocksdb-suites.sh --modes "$bpf_modes" || suites_rc=$?
 step "db_crashtest.py blackbox + whitebox, CI size (scripts/crashtest.sh --minutes N for more)"
 crash_rc=0
-scripts/crashtest.sh --minutes 6 --modes native,bpf || crash_rc=$?
+scripts/crashtest.sh --minutes 6 --modes "$bpf_modes" || crash_rc=$?
 
 step "summary"
 echo "cargo tests and fuzz smoke run done"
@@ -64,5 +87,11 @@ print(sum(r["passed"] for r in s) + sum(r["exit"] == 0 for r in c),
 PY
 read -r sp sf <target/suites/ci-counts
 echo "(totals: cargo tests, RocksDB gtests, crash test runs)"
-echo "$((passed + sp)) passed, $((failed + sf)) failed"
+nskips=0
+if [ -s "$skips" ]; then
+  nskips=$(wc -l <"$skips")
+  echo "Not run here, each with the reason (the kernel refuses what it needs to a privileged process):"
+  sed 's/^/  /' "$skips"
+fi
+echo "$((passed + sp)) passed, $((failed + sf)) failed, $nskips parts skipped (listed above)"
 [ "$suites_rc" = 0 ] && [ "$crash_rc" = 0 ]
