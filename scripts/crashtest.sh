@@ -2,51 +2,74 @@
 # RocksDB's crash test (tools/db_crashtest.py driving db_stress, both from the patched tree that
 # scripts/rocksdb-suites.sh builds) with ringmerge on: blackbox (db_stress killed with SIGKILL
 # every --interval seconds, then reopened and verified against its expected state) and whitebox
-# (RocksDB's own kill points inside its write and compaction paths). A verification failure makes
-# db_crashtest.py, and this script, exit non-zero.
+# (RocksDB's own kill points inside its write and compaction paths).
 #
-#   scripts/crashtest.sh                 CI size: 2 min blackbox + 2 min whitebox
-#   scripts/crashtest.sh --minutes 30    long run, split evenly between the kinds
-#   scripts/crashtest.sh --kinds blackbox --modes native,off
+#   scripts/crashtest.sh                  4 min: blackbox + whitebox, native, 2 profiles
+#   scripts/crashtest.sh --minutes 6 --modes native,bpf      CI (scripts/test.sh): 4 runs of
+#                                         90 s, one profile each, ~8 min wall on 2 cores
+#   scripts/crashtest.sh --minutes 64 --modes native,bpf --profiles all
+#                                         long run: every profile in every mode and kind,
+#                                         16 runs of 4 min, 32 min per mode (~75 min wall)
+#   scripts/crashtest.sh --kinds blackbox --modes native,off --profiles plain
+#   scripts/crashtest.sh --bin DIR        db_stress and db_crashtest.py from DIR (no build)
 #
-# The parameters keep most compactions eligible for ringmerge: no compression, no range
-# deletions, no ingestion (global seqno), no blob files, no user timestamps, binary-search index,
-# no injected read faults (reads that bypass db_stress's FaultInjectionTestFS would only make
-# them rarer). db_stress always wraps its file system (DbStressFSWrapper), so
-# RINGMERGE_WRAPPED_FS=verify. Everything else stays db_crashtest.py's randomized defaults.
-# Output: target/crashtest/results.md, results.json, and per run <kind>.<mode>.{log,outcomes}.
+# Profiles (scripts/crashtest_report.py, PROFILES): lz4-rangedel (LZ4, range deletions),
+# zstd-dict-partitioned (ZSTD with dictionaries, partitioned index and filters), myrocks-faults
+# (LZ4 + ZSTD bottommost with dictionaries, range deletions, partitioned index, injected read
+# faults), plain (uncompressed, every compaction eligible). They rotate across the runs of one
+# invocation (--profiles rotate, the default; or a list to rotate over); --profiles all runs
+# each in every mode and kind. Every run also passes no ingestion (global seqno), no blob
+# files, and the stock-bug flags of scripts/exclusions.toml; everything else stays
+# db_crashtest.py's randomized defaults. db_stress always wraps its file system
+# (DbStressFSWrapper), so RINGMERGE_WRAPPED_FS=verify.
+#
+# A run fails on db_crashtest.py's exit status or verification failures, and on what
+# db_crashtest.py lets pass: a db_stress run it killed on its own timeout (a hang), an outcome
+# file missing or empty, an accelerated share below the profile's stated minimum, a profile
+# flag its sanitizing rewrote, no accelerated input of the kind the profile is for, and in a
+# bpf run any bpf_unavailable (scripts/crashtest_report.py says how each is detected).
+# Output: target/crashtest/results.md, results.json, per run <kind>.<mode>.<profile>.{log,outcomes}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 minutes=4
-kinds=(blackbox whitebox)
-modes=(native)
+kinds=blackbox,whitebox
+modes=native
+profiles=rotate
 out="$here/target/crashtest"
+bin=
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift ;;
-    --kinds) IFS=, read -r -a kinds <<<"$2"; shift ;;
-    --modes) IFS=, read -r -a modes <<<"$2"; shift ;;
+    --kinds) kinds=$2; shift ;;
+    --modes) modes=$2; shift ;;
+    --profiles) profiles=$2; shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --bin) bin=$(realpath "$2"); shift ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
   shift
 done
 log() { printf '[crashtest] %s\n' "$*" >&2; }
+report="$here/scripts/crashtest_report.py"
 
-"$here/scripts/rocksdb-suites.sh" --build-only
-bin="$here/target/suites/bin"
+# Read the plan and the exclusions before building: a bad profile name or exclusion entry stops
+# here.
+plan=$(python3 "$report" plan --kinds "$kinds" --modes "$modes" --profiles "$profiles")
+excluded=$(python3 "$report" excluded-flags)
+STOCK_BUGS=()
+[ -z "$excluded" ] || mapfile -t STOCK_BUGS <<<"$excluded"
+if [ -z "$bin" ]; then
+  "$here/scripts/rocksdb-suites.sh" --build-only
+  bin="$here/target/suites/bin"
+fi
+[ -x "$bin/db_stress" ] && [ -f "$bin/db_crashtest.py" ] ||
+  { log "no db_stress / db_crashtest.py in $bin"; exit 1; }
 mkdir -p "$out"
-runs=$((${#kinds[@]} * ${#modes[@]}))
+runs=$(wc -l <<<"$plan")
 secs=$((minutes * 60 / runs))
 interval=$((secs / 4 < 60 ? (secs / 4 > 15 ? secs / 4 : 15) : 60))
-ELIGIBLE=(
-  --compression_type=none --bottommost_compression_type=none --delrangepercent=0 --delpercent=5
-  --ingest_external_file_one_in=0 --enable_blob_files=0 --index_type=0
-  --read_fault_one_in=0 --metadata_read_fault_one_in=0 --open_read_fault_one_in=0
-  --max_key=100000
-)
-# --delpercent=5 above takes delrangepercent's share: the operation percents must sum to 100.
+[ "$secs" -ge 60 ] || log "warning: ${secs}s per run ($runs runs in $minutes min) is short"
 # Whitebox runs db_stress until a kill point fires or its ops are done, and checks --duration
 # only between runs: at the default odds (1 in 888887) one run took 9 min of a 1 min budget on
 # 2 cores, so kill points fire 10x more often and a run's ops are capped. Its no-kill runs
@@ -54,79 +77,40 @@ ELIGIBLE=(
 # run overrun --duration by up to 15 min before it kills it: in a 30 min run, one 20000-ops
 # leveled run with reopen=20 took 17+ min, hence 5000. The kill runs get 100x that: one in
 # kill mode 1 (kill odds 1 in 8889, WritableFileWriter's points excluded) went 16.5 min without a
-# kill at 5000 (500k ops per thread; db_crashtest.py killed it at --duration + 15 min and counts
-# that as passing), which put the whole CI at 31 min instead of 16; hence 1500.
+# kill at 5000 (500k ops per thread; db_crashtest.py killed it at --duration + 15 min and counted
+# that as passing; crashtest_report.py now fails such a run), which put the whole CI at 31 min
+# instead of 16; hence 1500.
 WHITEBOX=(--random_kill_odd=88887 --ops_per_thread=1500)
-# RocksDB 10.1.3's own async_io prefetching can hang a reader forever in FilePrefetchBuffer's Poll
-# (io_uring_wait_cqe on RocksDB's ring) after another prefetch buffer's AbortIO, a known upstream
-# bug (facebook/rocksdb#13205, #13773). Met here in a whitebox run: one user iterator thread
-# stuck in PosixFileSystem::Poll, the other stress threads waiting for it, every compaction
-# thread idle. It is not on ringmerge's path (user reads, RocksDB's ring), so async_io stays off.
-# RocksDB 10.1.3's CacheWithSecondaryAdapter (the block cache with a compressed secondary cache)
-# asserts at DB close that its primary reservation equals the secondary capacity; the accounting
-# can be off, and upstream removed that assert for occasionally failing stress runs
-# (facebook/rocksdb#13885, after #13737/#13747). Met here once, whitebox, at the final close of a
-# run with no verification failure. The block cache is not on ringmerge's path (compaction reads
-# bypass it), so the secondary cache stays off.
-STOCK_BUGS=(--async_io=0 --secondary_cache_uri= --compressed_secondary_cache_size=0
-  --compressed_secondary_cache_ratio=0)
 status=0
-rm -f "$out/results.json" "$out/results.md"
+rm -f "$out/results.json" "$out/results.md" "$out"/*.log "$out"/*.outcomes "$out"/*.loghits
 : >"$out/runs.txt"
-for mode in "${modes[@]}"; do
-  for kind in "${kinds[@]}"; do
-    name="$kind.$mode"
-    tmp="$out/tmp-$name"
-    rm -rf "$tmp" "$out/$name.outcomes"
-    mkdir -p "$tmp"
-    args=(--duration="$secs")
-    if [ "$kind" = blackbox ]; then args+=(--interval="$interval"); else args+=("${WHITEBOX[@]}"); fi
-    log "$name: ${secs}s (db_stress: $bin/db_stress; log: $out/$name.log)"
-    start=$(date +%s)
-    set +e
-    (cd "$bin" && TEST_TMPDIR="$tmp" RINGMERGE_MODE="$mode" RINGMERGE_WRAPPED_FS=verify \
-      RINGMERGE_OUTCOME_LOG="$out/$name.outcomes" \
-      python3 db_crashtest.py "$kind" --stress_cmd="$bin/db_stress" "${args[@]}" "${ELIGIBLE[@]}" "${STOCK_BUGS[@]}") \
-      >"$out/$name.log" 2>&1
-    rc=$?
-    set -e
-    took=$(($(date +%s) - start))
-    [ "$rc" = 0 ] || { status=1; log "$name FAILED (exit $rc): tail of $out/$name.log"; tail -30 "$out/$name.log" >&2; }
-    echo "$kind $mode $rc $took" >>"$out/runs.txt"
-    rm -rf "$tmp"
-  done
-done
-RM_SCRIPTS="$here/scripts" python3 - "$out" <<'PY'
-import json, os, sys
-out = sys.argv[1]
-sys.path.insert(0, os.environ.get("RM_SCRIPTS", ""))
-from suites_run import count_outcomes
-rows = []
-for line in open(os.path.join(out, "runs.txt")):
-    kind, mode, rc, took = line.split()
-    name = f"{kind}.{mode}"
-    acc, fb, reasons, _ = count_outcomes([os.path.join(out, name + ".outcomes")])
-    text = open(os.path.join(out, name + ".log"), errors="replace").read()
-    rows.append({"kind": kind, "mode": mode, "exit": int(rc), "seconds": int(took),
-                 "db_stress_runs": text.count("Running db_stress"),
-                 "verification_failures": text.count("Verification failed"),
-                 "accelerated_subcompactions": acc, "fallback_subcompactions": fb,
-                 "fallback_reasons": dict(reasons.most_common())})
-json.dump(rows, open(os.path.join(out, "results.json"), "w"), indent=1)
-md = ["# db_crashtest.py with ringmerge", "",
-      "| kind | mode | minutes | exit | verification failures | accelerated | fallback | accelerated share |",
-      "|---|---|---|---|---|---|---|---|"]
-for r in rows:
-    tot = r["accelerated_subcompactions"] + r["fallback_subcompactions"]
-    share = f"{100 * r['accelerated_subcompactions'] / tot:.1f}%" if tot else "-"
-    md.append(f"| {r['kind']} | {r['mode']} | {r['seconds'] / 60:.1f} | {r['exit']} | "
-              f"{r['verification_failures']} | {r['accelerated_subcompactions']} | "
-              f"{r['fallback_subcompactions']} | {share} |")
-for r in rows:
-    if r["fallback_reasons"]:
-        md += ["", f"{r['kind']} {r['mode']} fallback reasons:", ""]
-        md += [f"- {n} x {k}" for k, n in r["fallback_reasons"].items()]
-open(os.path.join(out, "results.md"), "w").write("\n".join(md) + "\n")
-print("\n".join(md))
-PY
+while read -r kind mode profile <&3; do
+  name="$kind.$mode.$profile"
+  tmp="$out/tmp-$name"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  mapfile -t PROFILE < <(python3 "$report" flags "$profile")
+  args=(--duration="$secs")
+  if [ "$kind" = blackbox ]; then args+=(--interval="$interval"); else args+=("${WHITEBOX[@]}"); fi
+  log "$name: ${secs}s (db_stress: $bin/db_stress; log: $out/$name.log)"
+  start=$(date +%s)
+  set +e
+  (cd "$bin" && TEST_TMPDIR="$tmp" RINGMERGE_MODE="$mode" RINGMERGE_WRAPPED_FS=verify \
+    RINGMERGE_OUTCOME_LOG="$out/$name.outcomes" \
+    python3 db_crashtest.py "$kind" --stress_cmd="$bin/db_stress" "${args[@]}" \
+      "${PROFILE[@]}" "${STOCK_BUGS[@]}") </dev/null >"$out/$name.log" 2>&1
+  rc=$?
+  set -e
+  end=$(date +%s)
+  # The DB's LOG says once per process when the BPF program did not load; db_crashtest.py
+  # deletes the DB after a passing run, so this finds only what a failing run left behind (every
+  # accelerated outcome line carries the same marker).
+  grep -rHs -m1 --include='LOG' --include='LOG.old.*' \
+    -e bpf_unavailable -e 'the BPF merge is unavailable' "$tmp" >"$out/$name.loghits" || true
+  [ "$rc" = 0 ] || { log "$name: db_crashtest.py exited $rc: tail of $out/$name.log"; tail -30 "$out/$name.log" >&2; }
+  echo "$kind $mode $profile $rc $((end - start)) $end" >>"$out/runs.txt"
+  rm -rf "$tmp"
+done 3<<<"$plan"
+python3 "$report" report "$out" || status=1
+[ "$status" = 0 ] || log "FAILED: see the failed checks above ($out/results.md)"
 exit $status

@@ -14,8 +14,12 @@
 # Debug keeps asserts and sync points on (the tests need them); -O1 without debug info keeps the
 # cold build and the test runs shorter (see README.md for the measurement).
 #
-# Output: target/suites/results.md and results.json, plus per suite and mode the gtest log
-# (<suite>.<mode>.log) and the RINGMERGE_OUTCOME_LOG (<suite>.<mode>.outcomes).
+# Output: target/suites/results.md and results.json, plus per suite, mode and shard the gtest log
+# (<suite>.<mode>.<shard>.log) and the RINGMERGE_OUTCOME_LOG (<suite>.<mode>.<shard>.outcomes).
+# Besides gtest's verdicts the run fails on a test process that exits non-zero or by a signal
+# after its tests passed, an accelerated share below the stated minimum (SHARE_MINIMUMS in
+# scripts/suites_run.py; whole suites only, not with --filter), a group with no outcome file, and
+# in bpf mode any bpf_unavailable; excluded tests are listed in scripts/exclusions.toml.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +39,7 @@ while [ $# -gt 0 ]; do
     --filter) filter=$2; shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
     --shards) SHARDS=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
   shift
@@ -114,7 +118,7 @@ set +e
 python3 "$here/scripts/suites_run.py" --bin "$bin" --out "$out" \
   --suites "$(IFS=,; echo "${suites[*]}")" --modes "$(IFS=,; echo "${modes[*]}")" \
   --filter "$filter" --shards "${SHARDS:-2}" --wrapped-fs "${RINGMERGE_WRAPPED_FS:-verify}" \
-  --known-failures "$here/scripts/suites-known-failures.txt"
+  --exclusions "$here/scripts/exclusions.toml"
 rc=$?
 set -e
 cat "$out/results.md"

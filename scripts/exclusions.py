@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Reads scripts/exclusions.toml, the one list of what the RocksDB test runs exclude with
+ringmerge on (gtest tests that fail by design or by a stock bug, db_stress flags that keep stock
+bugs out of the crash test), and refuses an entry without its reason and evidence.
+
+    python3 scripts/exclusions.py check            validate, print a summary
+    python3 scripts/exclusions.py crashtest-flags  the db_stress flags, one per line
+    python3 scripts/exclusions.py gtest            '<suite> <mode> <wrapped_fs> <test>' lines
+"""
+import os
+import sys
+import tomllib
+
+DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exclusions.toml")
+KINDS = ("by-design", "stock-bug")
+
+
+class ExclusionError(Exception):
+    pass
+
+
+def _need(entry, where, key, typ):
+    v = entry.get(key)
+    ok = isinstance(v, typ) and (v.strip() if isinstance(v, str) else len(v) > 0)
+    if typ is list and ok:
+        ok = all(isinstance(x, str) and x.strip() for x in v)
+    if not ok:
+        raise ExclusionError(f"{where}: needs a non-empty {key} ({typ.__name__})")
+    return v
+
+
+def _evidence(entry, where):
+    kind = _need(entry, where, "kind", str)
+    if kind not in KINDS:
+        raise ExclusionError(f"{where}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    _need(entry, where, "reason", str)
+    if kind == "by-design":
+        _need(entry, where, "check", str)
+    elif not (entry.get("off_repro") or entry.get("upstream")):
+        raise ExclusionError(f"{where}: a stock-bug entry needs off_repro (a command showing the "
+                             "same failure with RINGMERGE_MODE=off) or upstream references")
+    for key in ("off_repro",):
+        if key in entry:
+            _need(entry, where, key, str)
+    if "upstream" in entry:
+        _need(entry, where, "upstream", list)
+
+
+def load(path=DEFAULT):
+    """Returns {"gtest": [...], "crashtest": [...]}, every entry validated."""
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ExclusionError(f"{path}: {e}") from e
+    unknown = set(data) - {"gtest", "crashtest"}
+    if unknown:
+        raise ExclusionError(f"{path}: unknown tables {sorted(unknown)}")
+    gtests, flags = data.get("gtest", []), data.get("crashtest", [])
+    for i, e in enumerate(gtests):
+        where = f"{path}: [[gtest]] #{i + 1} ({e.get('test', '?')})"
+        for key in ("suite", "test", "wrapped_fs"):
+            _need(e, where, key, str)
+        _need(e, where, "modes", list)
+        _evidence(e, where)
+    for i, e in enumerate(flags):
+        where = f"{path}: [[crashtest]] #{i + 1} ({' '.join(e.get('flags', ['?']))})"
+        _need(e, where, "flags", list)
+        for fl in e["flags"]:
+            if not fl.startswith("--") or "=" not in fl:
+                raise ExclusionError(f"{where}: flag {fl!r} is not --name=value")
+        _evidence(e, where)
+    return {"gtest": gtests, "crashtest": flags}
+
+
+def gtest_known(path=DEFAULT):
+    """{(suite, mode, test): wrapped_fs} of the tests that fail with ringmerge on."""
+    known = {}
+    for e in load(path)["gtest"]:
+        for mode in e["modes"]:
+            known[(e["suite"], mode, e["test"])] = e["wrapped_fs"]
+    return known
+
+
+def crashtest_flags(path=DEFAULT):
+    return [fl for e in load(path)["crashtest"] for fl in e["flags"]]
+
+
+def main(argv):
+    path = os.environ.get("RINGMERGE_EXCLUSIONS", DEFAULT)
+    cmd = argv[1] if len(argv) > 1 else "check"
+    try:
+        if cmd == "crashtest-flags":
+            print("\n".join(crashtest_flags(path)))
+        elif cmd == "gtest":
+            for (suite, mode, test), fs in sorted(gtest_known(path).items()):
+                print(suite, mode, fs, test)
+        elif cmd == "check":
+            d = load(path)
+            print(f"{path}: {len(d['gtest'])} gtest exclusions, {len(d['crashtest'])} crash test "
+                  f"flag sets ({len(crashtest_flags(path))} flags)")
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except (ExclusionError, OSError) as e:
+        print(f"exclusions: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
