@@ -4,12 +4,13 @@
 # every --interval seconds, then reopened and verified against its expected state) and whitebox
 # (RocksDB's own kill points inside its write and compaction paths).
 #
-#   scripts/crashtest.sh                  4 min: blackbox + whitebox, native, 2 profiles
-#   scripts/crashtest.sh --minutes 6 --modes native,bpf      CI (scripts/test.sh): 4 runs of
-#                                         90 s, one profile each, ~8 min wall on 2 cores
+#   scripts/crashtest.sh                  4 min: blackbox + whitebox, native, 4 runs of 60 s
+#   scripts/crashtest.sh --minutes 6 --modes native,bpf      CI (scripts/test.sh; --modes
+#                                         native where the kernel refuses BPF arenas): 4 runs
+#                                         of 90 s, each profile once, ~8-9 min wall on 2 cores
 #   scripts/crashtest.sh --minutes 64 --modes native,bpf --profiles all
 #                                         long run: every profile in every mode and kind,
-#                                         16 runs of 4 min, 32 min per mode (~75 min wall)
+#                                         16 runs of 4 min, 32 min per mode (est. ~75 min wall)
 #   scripts/crashtest.sh --kinds blackbox --modes native,off --profiles plain
 #   scripts/crashtest.sh --bin DIR        db_stress and db_crashtest.py from DIR (no build)
 #
@@ -17,8 +18,8 @@
 # zstd-dict-partitioned (ZSTD with dictionaries, partitioned index and filters), myrocks-faults
 # (LZ4 + ZSTD bottommost with dictionaries, range deletions, partitioned index, injected read
 # faults), plain (uncompressed, every compaction eligible). They rotate across the runs of one
-# invocation (--profiles rotate, the default; or a list to rotate over); --profiles all runs
-# each in every mode and kind. Every run also passes no ingestion (global seqno), no blob
+# invocation so that every mode runs every profile once (--profiles rotate, the default; or a
+# list to rotate over); --profiles all runs each in every mode and kind. Every run also passes no ingestion (global seqno), no blob
 # files, and the stock-bug flags of scripts/exclusions.toml; everything else stays
 # db_crashtest.py's randomized defaults. db_stress always wraps its file system
 # (DbStressFSWrapper), so RINGMERGE_WRAPPED_FS=verify.
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --profiles) profiles=$2; shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
     --bin) bin=$(realpath "$2"); shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
   shift
@@ -56,9 +57,8 @@ report="$here/scripts/crashtest_report.py"
 # Read the plan and the exclusions before building: a bad profile name or exclusion entry stops
 # here.
 plan=$(python3 "$report" plan --kinds "$kinds" --modes "$modes" --profiles "$profiles")
-excluded=$(python3 "$report" excluded-flags)
-STOCK_BUGS=()
-[ -z "$excluded" ] || mapfile -t STOCK_BUGS <<<"$excluded"
+excluded_blackbox=$(python3 "$report" excluded-flags --kind blackbox)
+excluded_whitebox=$(python3 "$report" excluded-flags --kind whitebox)
 if [ -z "$bin" ]; then
   "$here/scripts/rocksdb-suites.sh" --build-only
   bin="$here/target/suites/bin"
@@ -81,25 +81,66 @@ interval=$((secs / 4 < 60 ? (secs / 4 > 15 ? secs / 4 : 15) : 60))
 # that as passing; crashtest_report.py now fails such a run), which put the whole CI at 31 min
 # instead of 16; hence 1500.
 WHITEBOX=(--random_kill_odd=88887 --ops_per_thread=1500)
+# db_crashtest.py deletes the DB after a run it timed out (it counts it as passing), so the
+# evidence of a hang is gone by the time crashtest_report.py fails the run. A run still going
+# HANG_SNAPSHOT_AFTER seconds past its budget (no run that ended by itself overran by more than
+# ~3 min here; the harness kills at 15 min) gets db_stress's thread stacks (gdb, if installed;
+# else the kernel's wait channels) and the DB's LOGs saved in <run>.hang/ first.
+HANG_SNAPSHOT_AFTER=${HANG_SNAPSHOT_AFTER:-600}
+watch_hang() {  # pid of the run, seconds, run name, its TEST_TMPDIR
+  local pid=$1 after=$2 name=$3 tmp=$4 t=0 p task dir="$out/$3.hang"
+  while [ "$t" -lt "$after" ]; do
+    sleep 5
+    t=$((t + 5))
+    kill -0 "$pid" 2>/dev/null || return 0
+  done
+  mkdir -p "$dir"
+  log "$name: still running ${after}s after it started; saving stacks and LOGs in $dir"
+  for p in $(pgrep -f -- "--db=$tmp/" || true); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = db_stress ] || continue
+    for task in /proc/"$p"/task/*; do
+      echo "${task##*/} $(cat "$task/comm") $(cat "$task/wchan")"
+    done >"$dir/threads.$p.txt" 2>/dev/null
+    if command -v gdb >/dev/null; then
+      timeout 120 gdb -p "$p" -batch -ex 'thread apply all bt' >"$dir/stacks.$p.txt" 2>&1
+    fi
+  done
+  cp "$tmp"/rocksdb_crashtest_*/LOG* "$dir/" 2>/dev/null || true
+}
 status=0
-rm -f "$out/results.json" "$out/results.md" "$out"/*.log "$out"/*.outcomes "$out"/*.loghits
+rm -rf "$out/results.json" "$out/results.md" "$out"/*.log "$out"/*.outcomes "$out"/*.loghits \
+  "$out"/*.hang
 : >"$out/runs.txt"
+n=0
 while read -r kind mode profile <&3; do
+  n=$((n + 1))
   name="$kind.$mode.$profile"
+  [ ! -e "$out/$name.log" ] || name="$name.$n"  # the same run twice (e.g. --kinds blackbox,blackbox)
   tmp="$out/tmp-$name"
   rm -rf "$tmp"
   mkdir -p "$tmp"
   mapfile -t PROFILE < <(python3 "$report" flags "$profile")
+  excluded=$excluded_blackbox
+  [ "$kind" = blackbox ] || excluded=$excluded_whitebox
+  STOCK_BUGS=()
+  [ -z "$excluded" ] || mapfile -t STOCK_BUGS <<<"$excluded"
   args=(--duration="$secs")
   if [ "$kind" = blackbox ]; then args+=(--interval="$interval"); else args+=("${WHITEBOX[@]}"); fi
   log "$name: ${secs}s (db_stress: $bin/db_stress; log: $out/$name.log)"
   start=$(date +%s)
+  rm -rf "$out/$name.hang"
   set +e
   (cd "$bin" && TEST_TMPDIR="$tmp" RINGMERGE_MODE="$mode" RINGMERGE_WRAPPED_FS=verify \
     RINGMERGE_OUTCOME_LOG="$out/$name.outcomes" \
     python3 db_crashtest.py "$kind" --stress_cmd="$bin/db_stress" "${args[@]}" \
-      "${PROFILE[@]}" "${STOCK_BUGS[@]}") </dev/null >"$out/$name.log" 2>&1
+      "${PROFILE[@]}" "${STOCK_BUGS[@]}") </dev/null >"$out/$name.log" 2>&1 &
+  run=$!
+  watch_hang "$run" "$((secs + HANG_SNAPSHOT_AFTER))" "$name" "$tmp" &
+  watcher=$!
+  wait "$run"
   rc=$?
+  kill "$watcher" 2>/dev/null
+  wait "$watcher" 2>/dev/null
   set -e
   end=$(date +%s)
   # The DB's LOG says once per process when the BPF program did not load; db_crashtest.py
@@ -108,7 +149,7 @@ while read -r kind mode profile <&3; do
   grep -rHs -m1 --include='LOG' --include='LOG.old.*' \
     -e bpf_unavailable -e 'the BPF merge is unavailable' "$tmp" >"$out/$name.loghits" || true
   [ "$rc" = 0 ] || { log "$name: db_crashtest.py exited $rc: tail of $out/$name.log"; tail -30 "$out/$name.log" >&2; }
-  echo "$kind $mode $profile $rc $((end - start)) $end" >>"$out/runs.txt"
+  echo "$kind $mode $profile $rc $((end - start)) $end $name" >>"$out/runs.txt"
   rm -rf "$tmp"
 done 3<<<"$plan"
 python3 "$report" report "$out" || status=1

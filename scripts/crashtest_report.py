@@ -10,9 +10,12 @@ file says what each run gets and whether it passed).
 
 Profiles. Every run passes COMMON_FLAGS, one profile's flags and the stock-bug flags of
 scripts/exclusions.toml; everything else stays db_crashtest.py's randomized defaults. The
-profiles rotate across the runs of one invocation (run i gets PROFILES[i % n], runs ordered by
-mode, then kind), so the CI size (--modes native,bpf: 4 runs) runs each profile once; --profiles
-all runs every profile in every mode and kind (the long run).
+profiles rotate across the runs of one invocation (see plan(): every mode runs every profile
+once, in as few runs as the kinds allow), so the CI size runs each profile once per mode set:
+--modes native,bpf 4 runs (native: lz4-rangedel blackbox, zstd-dict-partitioned whitebox; bpf:
+myrocks-faults blackbox, plain whitebox), --modes native 4 runs (blackbox: lz4-rangedel,
+myrocks-faults; whitebox: zstd-dict-partitioned, plain); --minutes is split evenly over the runs.
+--profiles all runs every profile in every mode and kind (the long run).
 
 Checks, per run (each failure is listed in results.json "problems" and fails the script):
 - db_crashtest.py's exit status, and its verification failures;
@@ -130,16 +133,22 @@ INPUT_FIELDS = {"compressed": "compressed_blocks", "dict": "dict_files",
 
 
 def plan(kinds, modes, profiles):
+    """(kind, mode, profile) per run. rotate (or a list): each mode and kind gets as many runs
+    as it takes for the mode to run every profile once (one run each with 2 kinds and 4
+    profiles in 2 modes, two with one mode), profiles assigned in turn; all: every profile in
+    every mode and kind."""
     names = list(PROFILES) if profiles in ("rotate", "all") else profiles.split(",")
     for n in names:
         if n not in PROFILES:
             raise SystemExit(f"crashtest: unknown profile {n} (profiles: {', '.join(PROFILES)})")
+    kinds, modes = kinds.split(","), modes.split(",")
     runs = []
-    for mode in modes.split(","):
-        for kind in kinds.split(","):
-            if profiles == "all":
-                runs += [(kind, mode, n) for n in names]
-            else:
+    if profiles == "all":
+        return [(kind, mode, n) for mode in modes for kind in kinds for n in names]
+    rounds = -(-len(names) // (len(kinds) * len(modes)))
+    for mode in modes:
+        for _ in range(rounds):
+            for kind in kinds:
                 runs.append((kind, mode, names[len(runs) % len(names)]))
     return runs
 
@@ -195,9 +204,8 @@ def report(out):
     runs_file = os.path.join(out, "runs.txt")
     with open(runs_file) as f:
         lines = [ln.split() for ln in f if ln.strip()]
-    excluded = exclusions.crashtest_flags()
-    for kind, mode, profile, rc, took, ended in lines:
-        name = f"{kind}.{mode}.{profile}"
+    for kind, mode, profile, rc, took, ended, name in lines:
+        excluded = exclusions.crashtest_flags(kind=kind)
         prof = PROFILES[profile]
         what = f"{kind} {mode} {profile}"
         with open(os.path.join(out, name + ".log"), errors="replace") as f:
@@ -215,9 +223,11 @@ def report(out):
         if timeouts:
             age = (f"; last outcome line {ended - int(os.path.getmtime(outcome_path))} s before "
                    "the run ended" if os.path.exists(outcome_path) else "")
+            hang_dir = os.path.join(out, name + ".hang")
+            saved = (f"; stacks and LOGs saved in {hang_dir}" if os.path.isdir(hang_dir) else "")
             problems.append(f"{what}: db_crashtest.py killed {timeouts} db_stress run(s) on its "
                             f"timeout and counted it as passing: it never ended (a hang or an "
-                            f"endless loop){age}")
+                            f"endless loop){age}{saved}")
         cmds = stress_command_lines(text)
         if not cmds:
             problems.append(f"{what}: no db_stress command line in the log (db_stress never ran)")
@@ -311,6 +321,7 @@ def main():
     p = sub.add_parser("flags")
     p.add_argument("profile")
     p = sub.add_parser("excluded-flags")
+    p.add_argument("--kind")
     p = sub.add_parser("report")
     p.add_argument("out")
     a = ap.parse_args()
@@ -324,7 +335,7 @@ def main():
         print("\n".join(COMMON_FLAGS + PROFILES[a.profile]["flags"]))
     elif a.cmd == "excluded-flags":
         try:
-            print("\n".join(exclusions.crashtest_flags()))
+            print("\n".join(exclusions.crashtest_flags(kind=a.kind)))
         except (exclusions.ExclusionError, OSError) as e:
             print(f"crashtest: {e}", file=sys.stderr)
             return 1

@@ -4,15 +4,19 @@ ringmerge on (gtest tests that fail by design or by a stock bug, db_stress flags
 bugs out of the crash test), and refuses an entry without its reason and evidence.
 
     python3 scripts/exclusions.py check            validate, print a summary
-    python3 scripts/exclusions.py crashtest-flags  the db_stress flags, one per line
+    python3 scripts/exclusions.py crashtest-flags [blackbox|whitebox]
+                                                   the db_stress flags, one per line
     python3 scripts/exclusions.py gtest            '<suite> <mode> <wrapped_fs> <test>' lines
 """
 import os
 import sys
 import tomllib
 
-DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exclusions.toml")
+# RINGMERGE_EXCLUSIONS=<file> reads another file (to try an entry out).
+DEFAULT = os.environ.get("RINGMERGE_EXCLUSIONS") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "exclusions.toml")
 KINDS = ("by-design", "stock-bug")
+CRASH_KINDS = ("blackbox", "whitebox")
 
 
 class ExclusionError(Exception):
@@ -66,6 +70,12 @@ def load(path=DEFAULT):
     for i, e in enumerate(flags):
         where = f"{path}: [[crashtest]] #{i + 1} ({' '.join(e.get('flags', ['?']))})"
         _need(e, where, "flags", list)
+        if "kinds" in e:
+            _need(e, where, "kinds", list)
+            bad = set(e["kinds"]) - set(CRASH_KINDS)
+            if bad:
+                raise ExclusionError(f"{where}: kinds must be among {', '.join(CRASH_KINDS)}, "
+                                     f"not {sorted(bad)}")
         for fl in e["flags"]:
             if not fl.startswith("--") or "=" not in fl:
                 raise ExclusionError(f"{where}: flag {fl!r} is not --name=value")
@@ -82,16 +92,18 @@ def gtest_known(path=DEFAULT):
     return known
 
 
-def crashtest_flags(path=DEFAULT):
-    return [fl for e in load(path)["crashtest"] for fl in e["flags"]]
+def crashtest_flags(path=DEFAULT, kind=None):
+    """The flags of the [[crashtest]] entries (those for this kind of run, if given)."""
+    return [fl for e in load(path)["crashtest"] for fl in e["flags"]
+            if kind is None or kind in e.get("kinds", CRASH_KINDS)]
 
 
 def main(argv):
-    path = os.environ.get("RINGMERGE_EXCLUSIONS", DEFAULT)
+    path = DEFAULT
     cmd = argv[1] if len(argv) > 1 else "check"
     try:
         if cmd == "crashtest-flags":
-            print("\n".join(crashtest_flags(path)))
+            print("\n".join(crashtest_flags(path, argv[2] if len(argv) > 2 else None)))
         elif cmd == "gtest":
             for (suite, mode, test), fs in sorted(gtest_known(path).items()):
                 print(suite, mode, fs, test)

@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --filter) filter=$2; shift ;;
     --out) out=$(realpath -m "$2"); shift ;;
     --shards) SHARDS=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
   shift
