@@ -11,97 +11,29 @@ use ringmerge::test_support::record_skip;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{driver, dump_difference, root, run_driver, Outcome};
 
-fn driver() -> PathBuf {
-    let p = std::env::var_os("RINGMERGE_DRIVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/rocksdb/bin/ringmerge_driver"));
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/build-rocksdb.sh (the README's test command does)",
-        p.display()
-    );
-    p
-}
-
-/// A scratch directory on the project's file system (which supports O_DIRECT; tmpfs does not).
+/// A scratch directory under target/difftest.
 fn scratch(name: &str) -> PathBuf {
-    let d = root().join("target/difftest").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Outcome {
-    dump: String,
-    log: String,
-    stdout: String,
+    common::scratch("difftest", name)
 }
 
 fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> Outcome {
     run_mode_with(dir, mode, args, Command::new(driver()))
 }
 
-fn run_mode_with(dir: &Path, mode: &str, args: &[&str], mut cmd: Command) -> Outcome {
-    let db = dir.join(format!("db-{mode}"));
-    let out = dir.join(format!("dump-{mode}.txt"));
-    // Only what a test sets reaches the driver: a RINGMERGE_* variable in the caller's
-    // environment (RINGMERGE_IO=pread, say) would otherwise change what the assertions see.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RINGMERGE_") && cmd.get_envs().all(|(set, _)| set != k.as_str()) {
-            cmd.env_remove(&k);
-        }
-    }
-    let res = cmd
-        .env("RINGMERGE_MODE", mode)
-        .arg("run")
-        .arg("--db")
-        .arg(&db)
-        .arg("--out")
-        .arg(&out)
-        .args(args)
-        .output()
-        .expect("spawn ringmerge_driver");
-    assert!(
-        res.status.success(),
-        "driver ({mode}) failed: {}\n{}",
-        String::from_utf8_lossy(&res.stderr),
-        String::from_utf8_lossy(&res.stdout)
-    );
-    Outcome {
-        dump: std::fs::read_to_string(&out).unwrap(),
-        // An in-memory file system (--fs mem) keeps the LOG in memory too.
-        log: std::fs::read_to_string(db.join("LOG")).unwrap_or_default(),
-        stdout: String::from_utf8_lossy(&res.stdout).into_owned(),
-    }
+fn run_mode_with(dir: &Path, mode: &str, args: &[&str], cmd: Command) -> Outcome {
+    run_driver(cmd, dir, mode, mode, args)
 }
 
 fn assert_same_dump(stock: &str, accel: &str, dir: &Path) {
-    if stock == accel {
-        return;
+    if let Some((line, stock, accel)) = dump_difference(stock, accel) {
+        panic!(
+            "compaction output differs from stock at line {line} (dumps in {}):\n--- stock\n{stock}\n--- ringmerge\n{accel}",
+            dir.display()
+        );
     }
-    let line = stock
-        .lines()
-        .zip(accel.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| stock.lines().count().min(accel.lines().count()));
-    let show = |s: &str| {
-        s.lines()
-            .skip(line.saturating_sub(2))
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "compaction output differs from stock at line {} (dumps in {}):\n--- stock\n{}\n--- ringmerge\n{}",
-        line + 1,
-        dir.display(),
-        show(stock),
-        show(accel)
-    );
 }
 
 fn ringmerge_lines(log: &str) -> Vec<&str> {

@@ -23,21 +23,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{dump_difference, root, run_driver, Outcome};
 
 /// The patched build's driver (RINGMERGE_DRIVER overrides, as in tests/differential.rs).
 fn patched_driver() -> PathBuf {
-    let p = std::env::var_os("RINGMERGE_DRIVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/rocksdb/bin/ringmerge_driver"));
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/build-rocksdb.sh (the README's test command does)",
-        p.display()
-    );
-    p
+    common::driver()
 }
 
 /// The driver linked with unpatched RocksDB 10.1.3 (RINGMERGE_STOCK_DRIVER overrides). It must
@@ -71,71 +62,25 @@ fn stock_driver() -> PathBuf {
     p
 }
 
-/// A scratch directory on the project's file system (which supports O_DIRECT; tmpfs does not).
+/// A scratch directory under target/stocktest.
 fn scratch(name: &str) -> PathBuf {
-    let d = root().join("target/stocktest").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Outcome {
-    dump: String,
-    log: String,
+    common::scratch("stocktest", name)
 }
 
 /// `ringmerge_driver run` of one build: its DB in `dir/db-<tag>`, its dump in `dir/dump-<tag>.txt`.
 fn run(driver: &Path, dir: &Path, tag: &str, mode: &str, args: &[&str]) -> Outcome {
-    let db = dir.join(format!("db-{tag}"));
-    let out = dir.join(format!("dump-{tag}.txt"));
-    let res = Command::new(driver)
-        .env("RINGMERGE_MODE", mode)
-        .arg("run")
-        .arg("--db")
-        .arg(&db)
-        .arg("--out")
-        .arg(&out)
-        .args(args)
-        .output()
-        .expect("spawn ringmerge_driver");
-    assert!(
-        res.status.success(),
-        "{tag} driver ({}) failed: {}\n{}",
-        driver.display(),
-        String::from_utf8_lossy(&res.stderr),
-        String::from_utf8_lossy(&res.stdout)
-    );
-    Outcome {
-        dump: std::fs::read_to_string(&out).unwrap(),
-        log: std::fs::read_to_string(db.join("LOG")).unwrap(),
-    }
+    run_driver(Command::new(driver), dir, tag, mode, args)
 }
 
 fn assert_same_dump(stock: &str, off: &str, dir: &Path) {
-    if stock == off {
-        return;
+    if let Some((line, stock, off)) = dump_difference(stock, off) {
+        panic!(
+            "the patched build with RINGMERGE_MODE=off wrote something else than unpatched RocksDB: \
+             the dumps differ at line {line} (dumps in {}):\n--- stock (unpatched)\n{stock}\n--- patched, \
+             RINGMERGE_MODE=off\n{off}",
+            dir.display()
+        );
     }
-    let line = stock
-        .lines()
-        .zip(off.lines())
-        .position(|(a, b)| a != b)
-        .unwrap_or_else(|| stock.lines().count().min(off.lines().count()));
-    let show = |s: &str| {
-        s.lines()
-            .skip(line.saturating_sub(2))
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "the patched build with RINGMERGE_MODE=off wrote something else than unpatched RocksDB: \
-         the dumps differ at line {} (dumps in {}):\n--- stock (unpatched)\n{}\n--- patched, \
-         RINGMERGE_MODE=off\n{}",
-        line + 1,
-        dir.display(),
-        show(stock),
-        show(off)
-    );
 }
 
 /// Lines of a LOG that come from ringmerge: its per-subcompaction lines and warnings
