@@ -15,9 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -116,6 +115,31 @@ fn log_outcome(log: &str) -> LogOutcome {
         o.bpf_unavailable += l.contains("bpf_unavailable") as usize;
     }
     o
+}
+
+/// The I/O mode a run folder's name (`NNN-...-<mode>-<variant>-rep<R>`) names.
+fn io_mode_of(name: &str) -> &'static str {
+    ["buffered", "direct"]
+        .into_iter()
+        .find(|m| name.contains(&format!("-{m}-")))
+        .unwrap_or_else(|| panic!("run folder {name} names no I/O mode"))
+}
+
+/// What every run's LOG must say of ringmerge: nothing under stock; otherwise no fallback, and
+/// every accelerated subcompaction read through io_uring.
+fn assert_log_of_variant(name: &str, variant: &str, lg: &LogOutcome) {
+    if variant == "stock" {
+        assert_eq!(
+            lg.lines, 0,
+            "{name}: RINGMERGE_MODE=off logged ringmerge lines"
+        );
+    } else {
+        assert_eq!(lg.fallback, 0, "{name}: {lg:?}");
+        assert_eq!(
+            lg.io_uring, lg.accelerated_ok,
+            "{name}: not io_uring: {lg:?}"
+        );
+    }
 }
 
 /// The variant a run's recorded command ran as, from its environment (RINGMERGE_MODE and
@@ -224,11 +248,7 @@ fn check_manual_compaction(out_dir: &Path) {
     let mut no_bpf: Option<String> = None;
     for d in &dirs {
         let name = d.file_name().unwrap().to_string_lossy().into_owned();
-        let mode = ["buffered", "direct"]
-            .into_iter()
-            .find(|m| name.contains(&format!("-{m}-")))
-            .unwrap_or_else(|| panic!("run folder {name} names no I/O mode"))
-            .to_string();
+        let mode = io_mode_of(&name).to_string();
         let variant = variant_of(&read(&d.join("command.txt")));
         let out = read(&d.join("db_bench.out"));
         let (compactions, wall_us) = stats_hist(&out, "rocksdb.compaction.times.micros");
@@ -238,20 +258,11 @@ fn check_manual_compaction(out_dir: &Path) {
             "{name}"
         );
         let lg = log_outcome(&read(&d.join("LOG")));
-        if variant == "stock" {
-            assert_eq!(
-                lg.lines, 0,
-                "{name}: RINGMERGE_MODE=off logged ringmerge lines"
-            );
-        } else {
+        assert_log_of_variant(&name, &variant, &lg);
+        if variant != "stock" {
             assert!(
                 lg.accelerated_ok >= 1,
                 "{name}: nothing accelerated: {lg:?}"
-            );
-            assert_eq!(lg.fallback, 0, "{name}: {lg:?}");
-            assert_eq!(
-                lg.io_uring, lg.accelerated_ok,
-                "{name}: not io_uring: {lg:?}"
             );
             if variant.starts_with("bpf") {
                 match kernel_allows_arena() {
@@ -369,33 +380,19 @@ fn check_workloads(out_dir: &Path) {
             .iter()
             .find(|(c, _)| name.contains(&format!("-{c}-")))
             .unwrap_or_else(|| panic!("run folder {name} names no known case"));
-        let mode = ["buffered", "direct"]
-            .into_iter()
-            .find(|m| name.contains(&format!("-{m}-")))
-            .unwrap_or_else(|| panic!("run folder {name} names no I/O mode"));
+        let mode = io_mode_of(&name);
         let command = read(&d.join("command.txt"));
         let variant = variant_of(&command);
         let out = read(&d.join("db_bench.out"));
         let n = ops_per_sec(&out, bench);
         assert!(n > 0, "{name}: 0 ops/sec");
         let lg = log_outcome(&read(&d.join("LOG")));
-        if variant == "stock" {
-            assert_eq!(
-                lg.lines, 0,
-                "{name}: RINGMERGE_MODE=off logged ringmerge lines"
+        assert_log_of_variant(&name, &variant, &lg);
+        if variant != "stock" && bench == &"fillrandom" {
+            assert!(
+                lg.accelerated_ok >= 1,
+                "{name}: nothing accelerated: {lg:?}"
             );
-        } else {
-            assert_eq!(lg.fallback, 0, "{name}: {lg:?}");
-            assert_eq!(
-                lg.io_uring, lg.accelerated_ok,
-                "{name}: not io_uring: {lg:?}"
-            );
-            if bench == &"fillrandom" {
-                assert!(
-                    lg.accelerated_ok >= 1,
-                    "{name}: nothing accelerated: {lg:?}"
-                );
-            }
         }
         if bench != &"fillrandom" {
             assert!(

@@ -8,9 +8,8 @@ use ringmerge::test_support::record_skip;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 fn db_bench() -> PathBuf {
     let p = root().join("target/rocksdb/bin/db_bench");
