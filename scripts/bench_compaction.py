@@ -311,6 +311,112 @@ def parse_ticker(text: str, name: str) -> int:
     return int(m.group(1))
 
 
+# Thread groups of a RocksDB process, by the name the kernel shows (/proc/PID/task/TID/comm).
+THREAD_GROUPS = [
+    ("compaction", ("rocksdb:low",)),
+    ("flush", ("rocksdb:high",)),
+    ("merge-ahead", ("ringmerge-ahead",)),
+    ("write-behind", ("ringmerge-wb",)),
+    ("io_uring workers", ("iou-wrk", "iou-sqp")),
+    ("foreground", ("db_bench", "ringmerge_drive")),
+]
+
+
+def thread_group(comm: str) -> str:
+    for group, prefixes in THREAD_GROUPS:
+        if comm.startswith(prefixes):
+            return group
+    return "other"
+
+
+class ThreadCpuSampler:
+    """Per-thread CPU of a running process tree, by polling /proc/PID/task/*/stat (utime+stime)
+    every `period` seconds and keeping each thread's last value; threads are grouped by name
+    (THREAD_GROUPS). A thread that exits loses at most one period of CPU: `unattributed_s`
+    (the process total from time -v minus the sum) says how much went uncounted, so the
+    figures are checked against the kernel's own total rather than trusted."""
+
+    def __init__(self, root_pid: int, period: float = 0.05):
+        import threading
+        self.root = root_pid
+        self.period = period
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.last: dict[int, tuple[str, int]] = {}
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _pids(self) -> list[int]:
+        pids, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                for t in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{t}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                pass
+        return pids
+
+    def _sample(self) -> None:
+        for pid in self._pids():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for t in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{t}/stat") as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                comm = st[st.index("(") + 1:st.rindex(")")]
+                fields = st[st.rindex(")") + 2:].split()
+                self.last[int(t)] = (comm, int(fields[11]) + int(fields[12]))  # utime, stime
+
+    def _run(self) -> None:
+        while not self.stop_ev.is_set():
+            self._sample()
+            self.stop_ev.wait(self.period)
+
+    def stop(self) -> None:
+        self.stop_ev.set()
+        self.thread.join()
+
+    def groups(self, process_cpu_s: float | None = None) -> dict[str, float]:
+        """CPU seconds per thread group (the `time` wrapper's own thread excluded), and
+        `unattributed_s` when the process total is given."""
+        out: dict[str, float] = {}
+        for comm, ticks in self.last.values():
+            if comm in ("time", "perf", "perf-exec"):
+                continue  # the wrappers, not the measured process
+            g = thread_group(comm)
+            out[g] = out.get(g, 0.0) + ticks / self.tick
+        out = {k: round(v, 3) for k, v in out.items()}
+        if process_cpu_s is not None:
+            out["unattributed_s"] = round(process_cpu_s - sum(out.values()), 3)
+        return out
+
+
+STALL_COUNT_RE = re.compile(r"^Write Stall \(count\): (cf-.*)$", re.M)
+
+
+def parse_stall_causes(text: str) -> dict[str, int]:
+    """RocksDB's write stalls by cause (the column family's "Write Stall (count)" line of the
+    last stats dump): l0-file-count-limit-*, memtable-limit-*, pending-compaction-bytes-*
+    delays and stops. Empty when db_bench printed no stats."""
+    found = STALL_COUNT_RE.findall(text)
+    if not found:
+        return {}
+    causes = {}
+    for part in found[-1].split(","):
+        k, _, v = part.strip().partition(":")
+        if v.strip().isdigit():
+            causes[k.strip()] = int(v)
+    return causes
+
+
 def parse_time_v(text: str) -> dict:
     def grab(label: str) -> str:
         m = re.search(rf"^\s*{re.escape(label)}:\s*(.+)$", text, re.M)
@@ -415,14 +521,41 @@ def parse_perf(data: Path, names: dict[int, str]) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 def variant_env(variant: str) -> dict[str, str]:
-    """The environment of a variant: stock -> RINGMERGE_MODE=off; X-inline -> RINGMERGE_MODE=X
-    with the merge in line on the compaction thread (RINGMERGE_MERGE_AHEAD=off); X ->
-    RINGMERGE_MODE=X."""
-    if variant == "stock":
-        return {"RINGMERGE_MODE": "off"}
-    if variant.endswith("-inline"):
-        return {"RINGMERGE_MODE": variant[:-len("-inline")], "RINGMERGE_MERGE_AHEAD": "off"}
-    return {"RINGMERGE_MODE": variant}
+    """The RINGMERGE_* environment of a variant (see `variant_spec`)."""
+    return variant_spec(variant)[0]
+
+
+def variant_flags(variant: str) -> list[str]:
+    """The db_bench flags a variant adds (see `variant_spec`)."""
+    return variant_spec(variant)[1]
+
+
+def variant_spec(variant: str) -> tuple[dict[str, str], list[str]]:
+    """A variant's name says what it runs: BASE[-inline][-subN][+KEY=VALUE...].
+
+    BASE: stock -> RINGMERGE_MODE=off; any other name X -> RINGMERGE_MODE=X (native, bpf).
+    -inline: RINGMERGE_MERGE_AHEAD=off (the merge in line on the compaction thread).
+    -subN: db_bench --subcompactions=N (stock's own way to use N cores for one compaction).
+    +KEY=VALUE: RINGMERGE_KEY=VALUE (e.g. native+WRITE_BEHIND=off, native+INFLIGHT=8388608).
+    Examples: stock-sub2, native-inline+WRITE_BEHIND=off."""
+    name, *extras = variant.split("+")
+    env: dict[str, str] = {}
+    flags: list[str] = []
+    m = re.fullmatch(r"(.+?)(-inline)?(?:-sub(\d+))?", name)
+    if not m:
+        raise BenchError(f"cannot parse variant {variant!r}")
+    base, inline, sub = m.groups()
+    env["RINGMERGE_MODE"] = "off" if base == "stock" else base
+    if inline:
+        env["RINGMERGE_MERGE_AHEAD"] = "off"
+    if sub:
+        flags.append(f"--subcompactions={int(sub)}")
+    for x in extras:
+        k, sep, v = x.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z_]+", k):
+            raise BenchError(f"variant {variant!r}: {x!r} is not KEY=VALUE (RINGMERGE_ omitted)")
+        env[f"RINGMERGE_{k}"] = v
+    return env, flags
 
 
 def env_text(env: dict[str, str]) -> str:
@@ -437,7 +570,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
     drop_caches()
 
     cmd = ([str(args.db_bench), f"--db={db}"] + COMPACT_FLAGS + COMMON_FLAGS
-           + [f"--num={args.num}"] + IO_MODES[mode] + args.extra)
+           + [f"--num={args.num}"] + IO_MODES[mode] + variant_flags(variant) + args.extra)
     time_out = run_dir / "time-v.txt"
     wrapped = [TIME_BIN, "-v", "-o", str(time_out)] + cmd
     perf_data = run_dir / "perf.data"
@@ -451,12 +584,15 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
     stderr_f = run_dir / "db_bench.err"
     t0 = time.monotonic()
     with open(stdout_f, "w") as so, open(stderr_f, "w") as se:
-        p = subprocess.run(wrapped, stdout=so, stderr=se, env=env, text=True)
+        p = subprocess.Popen(wrapped, stdout=so, stderr=se, env=env, text=True)
+        sampler = ThreadCpuSampler(p.pid)
+        p.wait()
+        sampler.stop()
     outer_s = time.monotonic() - t0
     out = stdout_f.read_text()
     err = stderr_f.read_text()
     (run_dir / "command.txt").write_text(
-        f"RINGMERGE_MODE={env['RINGMERGE_MODE']} " + " ".join(wrapped) + "\n")
+        env_text(variant_env(variant)) + " " + " ".join(wrapped) + "\n")
 
     def fail(msg: str):
         raise BenchError(f"{variant}/{mode}/rep{rep}: {msg}\n--- stderr (tail) ---\n{err[-3000:]}"
@@ -526,6 +662,7 @@ def one_run(args, inp: Path, run_dir: Path, variant: str, mode: str, rep: int,
         # Every thread's CPU, db_bench start to end: the compaction CPU figure counts only the
         # compaction thread, not work moved to other threads (write-behind).
         "process_cpu_s": tv["user_s"] + tv["sys_s"],
+        "thread_cpu_s": sampler.groups(tv["user_s"] + tv["sys_s"]),
         "compaction_total_cpu_ticker_s": cpu_total_ticker / 1e6,
         "read_bytes": read_b, "write_bytes": write_b,
         "input_files": n_in, "input_bytes": in_bytes,
@@ -569,6 +706,10 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 "wall_s": stat([r["wall_s"] for r in rs]),
                 "cpu_s": stat([r["cpu_s"] for r in rs]),
                 "process_cpu_s": stat([r["process_cpu_s"] for r in rs]),
+                "thread_cpu_s": {g: statistics.median(r.get("thread_cpu_s", {}).get(g, 0.0)
+                                                      for r in rs)
+                                 for g in sorted({g for r in rs
+                                                  for g in r.get("thread_cpu_s", {})})},
                 "peak_rss_mb": stat([r["peak_rss_mb"] for r in rs]),
                 "read_bytes": stat([r["read_bytes"] for r in rs]),
                 "write_bytes": stat([r["write_bytes"] for r in rs]),
@@ -683,6 +824,19 @@ def kinds_table(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
                   + [fmt_num(rest), fmt_num(s["syscalls_compaction_thread"]["median"]),
                      fmt_num(s["syscalls_write_behind"]["median"])])
     return h2, r2
+
+
+def thread_cpu_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Median CPU seconds per thread group (THREAD_GROUPS) of every thread of the process, from
+    /proc/PID/task sampled every 50 ms; `unattributed` = time -v's process total minus the
+    threads seen (threads that ended between two samples)."""
+    groups = [g for g, _ in THREAD_GROUPS] + ["other", "unattributed_s"]
+    seen = [g for g in groups if any(s.get("thread_cpu_s", {}).get(g) for s in summary)]
+    hdr = ["mode", "variant"] + [g.replace("_s", "") for g in seen] + ["process"]
+    rows = [[s["mode"], s["variant"]]
+            + [f"{s.get('thread_cpu_s', {}).get(g, 0.0):.2f}" for g in seen]
+            + [f"{s['process_cpu_s']['median']:.2f}"] for s in summary]
+    return hdr, rows
 
 
 def text_table(hdr: list[str], rows: list[list[str]]) -> str:
@@ -838,6 +992,9 @@ def main() -> int:
     if r2:
         print("\nSyscalls of every thread by kind (median per run):")
         print(text_table(h2, r2))
+    h3, r3 = thread_cpu_rows(summary)
+    print("\nCPU by thread group, s (median; every thread of the process):")
+    print(text_table(h3, r3))
     if bound:
         print("\nDisk bound (" + disk["method"] + "):")
         for l in bound:
@@ -890,6 +1047,9 @@ def main() -> int:
         md += ["## Syscalls of every thread by kind (median per run)", ""]
         h2, r2 = kinds_table(summary)
         md += [md_table(h2, r2), ""]
+    md += ["CPU by thread group, seconds (median; every thread of the process, sampled from "
+           "/proc/PID/task every 50 ms; `unattributed` = `time -v`'s process total minus the "
+           "threads seen):", "", md_table(h3, r3), ""]
     if bound:
         md += [f"## Disk bound ({disk['method']})", ""] + [f"- {l}" for l in bound] + [""]
     md += [f"Raw runs: `results.json`; per-run artifacts (stdout, LOG, ringmerge lines): `{runs_dir}`.", ""]

@@ -254,7 +254,10 @@ def run_db_bench(args, cmd: list[str], variant_env: dict, run_dir: Path,
     (run_dir / "command.txt").write_text(f"{bc.env_text(variant_env)} {' '.join(cmd)}\n")
     so_f, se_f = run_dir / "db_bench.out", run_dir / "db_bench.err"
     with open(so_f, "w") as so, open(se_f, "w") as se:
-        p = subprocess.run(wrapped, stdout=so, stderr=se, env=env, text=True)
+        p = subprocess.Popen(wrapped, stdout=so, stderr=se, env=env, text=True)
+        sampler = bc.ThreadCpuSampler(p.pid)
+        p.wait()
+        sampler.stop()
     out, err = so_f.read_text(errors="replace"), se_f.read_text(errors="replace")
 
     def fail(msg: str):
@@ -272,6 +275,7 @@ def run_db_bench(args, cmd: list[str], variant_env: dict, run_dir: Path,
         fail(f"db_bench failed (exit status {tv['exit_status']}, wrapper exit {p.returncode})")
     if "STATISTICS:" not in out:
         fail("db_bench printed no STATISTICS section")
+    tv["thread_cpu_s"] = sampler.groups(tv["user_s"] + tv["sys_s"])
     return out, tv
 
 
@@ -290,6 +294,7 @@ def collect(out: str, db: Path, case: dict, what: str, run_dir: Path) -> dict:
         read_b = bc.parse_ticker(out, "rocksdb.compact.read.bytes")
         write_b = bc.parse_ticker(out, "rocksdb.compact.write.bytes")
         stall_us = bc.parse_ticker(out, "rocksdb.stall.micros")
+        stall_causes = bc.parse_stall_causes(out)
         keys_written = bc.parse_ticker(out, "rocksdb.number.keys.written")
         keys_read = bc.parse_ticker(out, "rocksdb.number.keys.read")
         flush_b = bc.parse_ticker(out, "rocksdb.flush.write.bytes")
@@ -316,6 +321,7 @@ def collect(out: str, db: Path, case: dict, what: str, run_dir: Path) -> dict:
         "compactions": c_count, "compaction_wall_s": c_wall_us / 1e6,
         "compaction_cpu_s": c_cpu_us / 1e6,
         "compact_read_bytes": read_b, "compact_write_bytes": write_b,
+        "compact_read_gb": read_b / 1e9,
         "compaction_us_per_mb": (c_wall_us / (read_b / 1e6)) if read_b else None,
         # RocksDB's compaction CPU counts the compaction thread only; ringmerge's companion
         # (merge-ahead) and write-behind threads do compaction work too, so the all-threads
@@ -324,6 +330,7 @@ def collect(out: str, db: Path, case: dict, what: str, run_dir: Path) -> dict:
         "compaction_cpu_us_per_mb": ((c_cpu_us + helper_cpu_us(lg)) / (read_b / 1e6))
         if read_b else None,
         "stall_s": stall_us / 1e6,
+        "stall_causes": stall_causes,
         "keys_written": keys_written, "keys_read": keys_read, "flush_write_bytes": flush_b,
         "log_compactions": len(lg["compaction_finished"]),
         **ringmerge_outcomes(lg),
@@ -442,6 +449,7 @@ def run_driver(args, case: dict, mode: str, variant: str, run_dir: Path,
         "write_lat": None, "read_lat": None, "p99_write_us": None, "p99_read_us": None,
         "compactions": len(events), "compaction_wall_s": wall_us / 1e6,
         "compaction_cpu_s": cpu_us / 1e6, "compact_read_bytes": read_b,
+        "compact_read_gb": read_b / 1e9, "stall_causes": {},
         "compact_write_bytes": sum(e["total_output_size"] or 0 for e in events),
         "compaction_us_per_mb": wall_us / (read_b / 1e6) if read_b else None,
         "compaction_thread_cpu_us_per_mb": cpu_us / (read_b / 1e6) if read_b else None,
@@ -468,20 +476,23 @@ def one_run(args, case: dict, mode: str, variant: str, rep: int, run_dir: Path,
             bc.copy_db(rw_load, db)  # fresh copy, LOG removed
         if args.drop_caches:
             bc.drop_caches()
-        cmd = base_cmd(args) + [f"--db={db}"] + case["flags"] + IO_MODES[mode] + args.extra
+        cmd = (base_cmd(args) + [f"--db={db}"] + case["flags"] + IO_MODES[mode]
+               + bc.variant_flags(variant) + args.extra)
         if case.get("options_file"):
             cmd.append(f"--options_file={myrocks_options_file(args, mode)}")
         t0 = time.monotonic()
         out, tv = run_db_bench(args, cmd, bc.variant_env(variant), run_dir, what)
         res = collect(out, db, case, what, run_dir)
-    if variant == "stock" and res["ringmerge_accelerated"]:
+    if bc.variant_env(variant)["RINGMERGE_MODE"] == "off" and res["ringmerge_accelerated"]:
         raise BenchError(f"{what}: stock run (RINGMERGE_MODE=off) logged "
                          f"{res['ringmerge_accelerated']} accelerated compactions")
     shutil.rmtree(db, ignore_errors=True)
     res.update({"case": case["name"], "kind": case["kind"], "mode": mode, "variant": variant,
                 "rep": rep, "ringmerge_env": bc.env_text(bc.variant_env(variant)),
                 "peak_rss_mb": tv["max_rss_kb"] / 1024, "process_s": round(time.monotonic() - t0, 2),
-                "user_s": tv["user_s"], "sys_s": tv["sys_s"], "artifacts": str(run_dir)})
+                "user_s": tv["user_s"], "sys_s": tv["sys_s"],
+                "process_cpu_s": tv["user_s"] + tv["sys_s"],
+                "thread_cpu_s": tv.get("thread_cpu_s", {}), "artifacts": str(run_dir)})
     return res
 
 
@@ -497,7 +508,9 @@ METRICS = [  # key, header, better, formatter
     ("compaction_thread_cpu_us_per_mb", "c-thread CPU us/MB", "lower", lambda v: f"{v:.0f}"),
     ("compaction_cpu_us_per_mb", "all-threads CPU us/MB", "lower", lambda v: f"{v:.0f}"),
     ("compaction_wall_s", "compaction s", "lower", lambda v: f"{v:.2f}"),
+    ("compact_read_gb", "compaction read GB", "lower", lambda v: f"{v:.2f}"),
     ("stall_s", "stall s", "lower", lambda v: f"{v:.2f}"),
+    ("process_cpu_s", "process CPU s", "lower", lambda v: f"{v:.2f}"),
     ("compactions", "compactions", None, lambda v: f"{v:g}"),
 ]
 
@@ -524,6 +537,12 @@ def summarize(runs: list[dict], cases: list[dict], modes: list[str], variants: l
                 s["ringmerge_fallback"] = sum(r["ringmerge_fallback"] for r in rs)
                 s["ringmerge_aborted"] = sum(r["ringmerge_aborted"] for r in rs)
                 s["compactions_total"] = sum(r["compactions"] for r in rs)
+                groups = sorted({g for r in rs for g in r.get("thread_cpu_s", {})})
+                s["thread_cpu_s"] = {g: statistics.median(r.get("thread_cpu_s", {}).get(g, 0.0)
+                                                          for r in rs) for g in groups}
+                causes = sorted({c for r in rs for c in r.get("stall_causes", {})})
+                s["stall_causes"] = {c: statistics.median(r.get("stall_causes", {}).get(c, 0)
+                                                          for r in rs) for c in causes}
                 if variant == "stock":
                     base = s
                 if base is not None:
@@ -552,6 +571,45 @@ def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
                        + (f" (+{s['ringmerge_aborted']} cut by shutdown)"
                           if s["ringmerge_aborted"] else "")])
     return hdr, rows
+
+
+def thread_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Median CPU seconds per thread group (bc.THREAD_GROUPS), every thread of the process;
+    `unattributed` = time -v's process total minus the threads seen (threads that ended
+    between two samples)."""
+    groups = [g for g, _ in bc.THREAD_GROUPS] + ["other", "unattributed_s"]
+    seen = [g for g in groups if any(s.get("thread_cpu_s", {}).get(g) for s in summary)]
+    hdr = ["case", "mode", "variant"] + [g.replace("_s", "") for g in seen] + ["process"]
+    rows = []
+    for s in summary:
+        t = s.get("thread_cpu_s", {})
+        rows.append([s["case"], s["mode"], s["variant"]]
+                    + [f"{t.get(g, 0.0):.2f}" for g in seen]
+                    + [f"{s['process_cpu_s']['median']:.2f}" if "process_cpu_s" in s else "n/a"])
+    return hdr, rows
+
+
+def stall_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Median write stalls per cause (RocksDB's "Write Stall (count)" of the column family),
+    only causes that occurred."""
+    causes = sorted({c for s in summary for c, v in s.get("stall_causes", {}).items() if v})
+    hdr = ["case", "mode", "variant", "stall s"] + causes
+    rows = []
+    for s in summary:
+        c = s.get("stall_causes", {})
+        rows.append([s["case"], s["mode"], s["variant"],
+                     f"{s['stall_s']['median']:.2f}" if "stall_s" in s else "n/a"]
+                    + [f"{c.get(k, 0):g}" for k in causes])
+    return hdr, rows
+
+
+def no_compaction_cases(summary: list[dict]) -> list[str]:
+    """Case x mode rows in which no variant ran a compaction: every variant ran stock's code
+    there, so their ratios measure only this machine's noise."""
+    keys = sorted({(s["case"], s["mode"]) for s in summary})
+    return [f"{c}/{m}" for c, m in keys
+            if all(not s["compactions_total"] for s in summary
+                   if s["case"] == c and s["mode"] == m)]
 
 
 def find_cargo() -> str | None:
@@ -703,7 +761,8 @@ def main() -> int:
                 + (f"{r['stall_s']:.2f} s  " if r["stall_s"] is not None else "n/a  ")
                 + f"ringmerge accel/fallback {r['ringmerge_accelerated']}/{r['ringmerge_fallback']}"
                 + (f" (+{r['ringmerge_aborted']} cut by shutdown)" if r["ringmerge_aborted"] else ""))
-            if variant != "stock" and r["compactions"] and not r["ringmerge_accelerated"]:
+            if (bc.variant_env(variant)["RINGMERGE_MODE"] != "off" and r["compactions"]
+                    and not r["ringmerge_accelerated"]):
                 log(f"  WARNING: {variant}: {r['compactions']} compactions, none logged as "
                     f"accelerated")
     except bc.BenchError as e:
@@ -715,6 +774,16 @@ def main() -> int:
     print(bc.text_table(hdr, rows))
     print("\ncells: median [min-max] (ratio of medians to stock, same case and mode); "
           "'*' = write p99 from statistics rocksdb.db.write.micros")
+    t_hdr, t_rows = thread_rows(summary)
+    print("\nCPU by thread group, s (median; every thread of the process):")
+    print(bc.text_table(t_hdr, t_rows))
+    s_hdr, s_rows = stall_rows(summary)
+    print("\nWrite stalls by cause (median count per run):")
+    print(bc.text_table(s_hdr, s_rows))
+    idle = no_compaction_cases(summary)
+    if idle:
+        print(f"\nNo compaction ran in {', '.join(idle)}: those rows ran the same code in "
+              f"every variant, so their ratios show this machine's noise, nothing else.")
 
     created = _dt.datetime.now().isoformat()
     result = {
@@ -764,6 +833,15 @@ def main() -> int:
                f"`ringmerge_driver bench {' '.join(SNAPSHOT_SCENARIO)}` (one manual compaction "
                "of ~1 GB holding 4 snapshots; figures from the LOG's compaction events).", ""]
     md += [bc.md_table(hdr, rows), ""]
+    md += ["CPU by thread group, seconds (median; every thread of the process, sampled from "
+           "/proc/PID/task every 50 ms; `unattributed` = the process total of `time -v` minus "
+           "the threads seen, i.e. threads that ended between two samples):", "",
+           bc.md_table(t_hdr, t_rows), ""]
+    md += ["Write stalls by cause (median count per run; RocksDB's `Write Stall (count)`):", "",
+           bc.md_table(s_hdr, s_rows), ""]
+    if idle:
+        md += [f"No compaction ran in {', '.join(idle)}: every variant ran the same code there, "
+               "so those ratios show this machine's noise, nothing else.", ""]
     for svg in ("workloads.svg",):
         md += [f"![{svg}]({svg})", ""]
     md += [f"Raw runs: `workloads.json`; per-run artifacts (stdout, LOG, ringmerge lines, "
