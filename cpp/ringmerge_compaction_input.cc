@@ -97,6 +97,7 @@ struct RingmergeCompactionInput::Rep {
   // Name of the DB's wrapped FileSystem whose files were verified and are read
   // directly (RINGMERGE_WRAPPED_FS=verify); empty on the default file system.
   std::string wrapped_fs;
+  std::string io_priority;
   // The sorted runs this input merges, counted in the column family's
   // rocksdb.num-running-compaction-sorted-runs while it lives, as stock's
   // CompactionMergingIterator counts its children.
@@ -574,6 +575,18 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   // Input files (level index, file index) that hold range tombstones.
   std::vector<std::pair<size_t, size_t>> range_del_files;
   input.use_direct_reads = db_options.use_direct_reads;
+  // The compaction's reads and queued writes yield to foreground and flush I/O
+  // (the idle I/O class) unless RocksDB itself says writes are delayed or
+  // stopped, when it raises the compaction's rate-limiter priority to IO_USER
+  // (CompactionJob::GetRateLimiterPriority): then they compete as stock's do.
+  int io_priority = settings.compaction_io_priority;
+  std::string io_priority_name = io_priority != 0 ? "idle" : "inherit";
+  if (io_priority != 0 && settings.io_priority_auto &&
+      read_options.rate_limiter_priority == Env::IO_USER) {
+    io_priority = 0;
+    io_priority_name = "inherit(writes_delayed)";
+  }
+  input.io_priority = io_priority;
   input.merge_in_bpf = settings.mode == ringmerge::Mode::Bpf;
   input.memory_budget = settings.memory_budget;
   input.merge_ahead = settings.merge_ahead;
@@ -728,6 +741,8 @@ std::unique_ptr<RingmergeCompactionInput> RingmergeCompactionInput::Open(
   }
   auto rep = std::make_unique<Rep>();
   rep->write_behind_limit = settings.write_behind;
+  rep->write_behind->io_priority = io_priority;
+  rep->io_priority = io_priority_name;
   rep->read_rate_limit = std::move(read_rate_limit);
   rep->dict_files = dict_files;
   rep->range_del_files = range_del_files.size();
@@ -930,6 +945,7 @@ RingmergeSummary RingmergeCompactionInput::Summary() const {
   s.ahead_unavailable = std::string(m.ahead_unavailable);
   s.ahead_attrs_unapplied = std::string(m.ahead_attrs_unapplied);
   s.wrapped_fs = rep_->wrapped_fs;
+  s.io_priority = rep_->io_priority;
   s.read_rate_limit = rep_->read_rate_limit;
   s.rate_limit_wait_micros = m.rate_limit_wait_micros;
   const RingmergeWriteBehindShared& wb = *rep_->write_behind;
@@ -978,6 +994,9 @@ std::string RingmergeSummary::ToString() const {
     out += " merge_ahead_unavailable=\"" + ahead_unavailable + "\"";
   } else {
     out += " merge_ahead=off";
+  }
+  if (!io_priority.empty()) {
+    out += " io_priority=" + io_priority;
   }
   if (!wrapped_fs.empty()) {
     // The operator chose RINGMERGE_WRAPPED_FS=verify: say whose reads were

@@ -73,6 +73,9 @@ struct RingmergeSummary {
   // Non-empty when the DB's FileSystem is a wrapper whose files ringmerge
   // verified and read directly (RINGMERGE_WRAPPED_FS=verify).
   std::string wrapped_fs;
+  // The I/O class of the compaction's reads and write-behind writes: "idle",
+  // "inherit", or "inherit (writes delayed)" (RINGMERGE_IO_PRIORITY=auto).
+  std::string io_priority;
   // The priority ringmerge's reads requested from the DB's rate_limiter
   // (empty: reads not rate limited) and the time they waited for it.
   std::string read_rate_limit;

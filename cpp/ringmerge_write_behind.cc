@@ -2,6 +2,8 @@
 #include "ringmerge_write_behind.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -244,6 +246,12 @@ IOStatus RingmergeWriteBehindFile::Drain() {
 
 void RingmergeWriteBehindFile::WriterLoop() {
   pthread_setname_np(pthread_self(), "ringmerge-wb");
+  if (shared_->io_priority != 0) {
+    // Best effort, like RocksDB's own Env::LowerThreadPoolIOPriority: a kernel
+    // that refuses leaves the inherited priority.
+    syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0 /* this thread */,
+            shared_->io_priority);
+  }
   const uint64_t cpu_start = ThreadCpuMicros();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

@@ -45,6 +45,9 @@ struct RingmergeWriteBehindShared {
     size_t alignment;
   };
   std::vector<PooledBuffer> pool;
+  // An I/O priority (ioprio_set's value) the writer threads take on before
+  // their first write; 0 keeps the one they inherit from the compaction thread.
+  int io_priority = 0;
 
   std::atomic<uint64_t> files{0};
   std::atomic<uint64_t> bytes{0};

@@ -8,7 +8,9 @@
 use crate::ahead::{Failure, Merge};
 use crate::block::checksum::ChecksumType;
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSpec, MergeChoice, DEFAULT_MEMORY_BUDGET};
+use crate::compaction::{
+    CompactionSpec, MergeChoice, DEFAULT_INFLIGHT_BYTES, DEFAULT_MEMORY_BUDGET,
+};
 use crate::error::Error;
 use crate::merge::bpf::Selection;
 use crate::merge::cursor::Bounds;
@@ -16,6 +18,7 @@ use crate::reader::{Backend, ReadAccounting, ReadDone, ReadThrottle};
 use crate::sst_map::{InputFile, SortedRun};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[cxx::bridge(namespace = "ringmerge")]
 pub(crate) mod ffi {
@@ -54,6 +57,9 @@ pub(crate) mod ffi {
         memory_budget: u64,
         /// Merge in the BPF program (`Mode::Bpf`), natively if it cannot be loaded.
         merge_in_bpf: bool,
+        /// The I/O priority of this compaction's reads (ioprio_set's value); 0 keeps the
+        /// reading thread's.
+        io_priority: i32,
         /// Run the merge on the compaction thread's companion, batches made ahead
         /// (`RINGMERGE_MERGE_AHEAD`, on by default).
         merge_ahead: bool,
@@ -91,6 +97,12 @@ pub(crate) mod ffi {
         write_behind: u64,
         /// `RINGMERGE_MERGE_AHEAD`: merge on a companion thread of the compaction thread.
         merge_ahead: bool,
+        /// `RINGMERGE_IO_PRIORITY`: the I/O priority (ioprio_set's value) of an accelerated
+        /// compaction's reads and write-behind writes; 0 keeps the compaction thread's.
+        compaction_io_priority: i32,
+        /// `RINGMERGE_IO_PRIORITY=auto`: keep the compaction thread's priority instead while
+        /// RocksDB reports writes delayed or stopped (the compaction's IO_USER priority).
+        io_priority_auto: bool,
         /// Empty, or why the environment's setting was not understood.
         warning: String,
     }
@@ -256,6 +268,17 @@ pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 /// (`writable_file_max_buffer_size`), enough to keep a disk busy while the merge runs.
 const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;
 
+/// `RINGMERGE_MERGE_AHEAD=auto`: merge ahead only while the CPUs are not contended (read once per
+/// process with the other settings; see cpu_pressure.rs).
+static AHEAD_AUTO: AtomicBool = AtomicBool::new(false);
+/// Linux's idle I/O class (include/uapi/linux/ioprio.h): served when no other class waits (the
+/// mq-deadline and BFQ schedulers; `none` ignores classes), with the schedulers' own bound on how
+/// long it may wait.
+const IOPRIO_CLASS_IDLE: i32 = 3;
+const IOPRIO_CLASS_SHIFT: i32 = 13;
+/// `some avg10` (percent) at or above which `auto` merges in line.
+const AHEAD_AUTO_MAX_CPU_PRESSURE: f64 = 20.0;
+
 fn settings_from_env() -> ffi::Settings {
     let mut warning = String::new();
     let mode = match std::env::var("RINGMERGE_MODE").as_deref() {
@@ -307,17 +330,34 @@ fn settings_from_env() -> ffi::Settings {
     }
     let merge_ahead = match std::env::var("RINGMERGE_MERGE_AHEAD").as_deref() {
         Err(_) | Ok("") | Ok("on") => true,
+        Ok("auto") => {
+            AHEAD_AUTO.store(true, Ordering::Relaxed);
+            true
+        }
         Ok("off") => false,
         Ok(v) => {
-            warning = format!("RINGMERGE_MERGE_AHEAD={v} is not off|on: using on");
+            warning = format!("RINGMERGE_MERGE_AHEAD={v} is not off|on|auto: using on");
             true
         }
     };
+    let idle = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
+    let (compaction_io_priority, io_priority_auto) =
+        match std::env::var("RINGMERGE_IO_PRIORITY").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => (idle, true),
+            Ok("idle") => (idle, false),
+            Ok("inherit") => (0, false),
+            Ok(v) => {
+                warning = format!("RINGMERGE_IO_PRIORITY={v} is not auto|idle|inherit: using auto");
+                (idle, true)
+            }
+        };
     ffi::Settings {
         mode,
         memory_budget,
         write_behind,
         merge_ahead,
+        compaction_io_priority,
+        io_priority_auto,
         warning,
     }
 }
@@ -426,7 +466,22 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
         merge,
         throttle: None,
         accounting: None,
+        max_inflight_bytes: inflight_bound_from_env(input.use_direct_reads),
+        io_priority: u16::try_from(input.io_priority).unwrap_or(0),
     })
+}
+
+/// `RINGMERGE_INFLIGHT`: bytes of input reads in flight at once (`off`: unbounded); see
+/// `ReaderConfig::max_inflight_bytes` and DEFAULT_INFLIGHT_BYTES.
+fn inflight_bound_from_env(_direct: bool) -> usize {
+    match std::env::var("RINGMERGE_INFLIGHT").as_deref() {
+        Ok("off") => 0,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 << 20 => n,
+            _ => DEFAULT_INFLIGHT_BYTES,
+        },
+        Err(_) => DEFAULT_INFLIGHT_BYTES,
+    }
 }
 
 /// The C++ read throttle, owned by whichever thread runs the merge's reads.
@@ -511,7 +566,15 @@ fn open_merge(
         let mut spec = spec_from_input(input).map_err(Failure::Error)?;
         spec.throttle = CxxReadThrottle(throttle).into_throttle();
         spec.accounting = CxxReadAccounting(accounting).into_accounting();
-        let (opened, unavailable) = Merge::open(spec, ahead);
+        let busy = if ahead && AHEAD_AUTO.load(Ordering::Relaxed) {
+            crate::cpu_pressure::contended(AHEAD_AUTO_MAX_CPU_PRESSURE)
+        } else {
+            None
+        };
+        let (opened, unavailable) = match busy {
+            Some(why) => (Merge::open(spec, false).0, Some(why)),
+            None => Merge::open(spec, ahead),
+        };
         merge.ahead_unavailable = unavailable;
         opened
     }));

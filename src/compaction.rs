@@ -25,6 +25,8 @@ pub const BATCH_BYTES: usize = 1 << 20;
 pub const MAX_CHUNK: usize = 4 << 20;
 /// Default bound on read buffers per compaction.
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+/// Default bound on input reads in flight at once (`RINGMERGE_INFLIGHT`; 0: unbounded).
+pub const DEFAULT_INFLIGHT_BYTES: usize = 0;
 /// Reads in flight per sorted run: one being merged, one or more landing.
 pub const DEPTH_PER_RUN: usize = 2;
 /// The native merge's depth: one more buffer per run, so a run can hold the chunk it just left
@@ -53,6 +55,10 @@ pub struct CompactionSpec {
     pub throttle: Option<ReadThrottle>,
     /// RocksDB's accounting of file reads (statistics, listeners); None accounts nothing.
     pub accounting: Option<ReadAccounting>,
+    /// Bytes of reads in flight at once (`ReaderConfig::max_inflight_bytes`; 0: unbounded).
+    pub max_inflight_bytes: usize,
+    /// `ReaderConfig::io_priority`.
+    pub io_priority: u16,
 }
 
 pub use crate::bridge::ffi::BatchEntry;
@@ -306,6 +312,8 @@ impl MergeSession {
             memory: bpf_engine.map_or(Memory::Heap, |(e, _)| Memory::Arena(e.arena())),
             throttle: spec.throttle,
             accounting: spec.accounting,
+            max_inflight_bytes: spec.max_inflight_bytes,
+            io_priority: spec.io_priority,
             ..ReaderConfig::default()
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;

@@ -12,6 +12,7 @@ pub mod ahead;
 pub mod block;
 mod bridge;
 pub mod compaction;
+mod cpu_pressure;
 pub mod error;
 pub mod merge;
 pub mod reader;

@@ -161,6 +161,12 @@ fn assert_accelerated_on(log: &str, backend: &str) {
             l.contains(&format!(" backend={backend} ")),
             "expected the {backend} reader: {l}"
         );
+        // RINGMERGE_IO_PRIORITY=auto (the default; no test sets another): idle I/O class unless
+        // RocksDB had writes delayed when the compaction started.
+        assert!(
+            l.contains(" io_priority=idle") || l.contains(" io_priority=inherit(writes_delayed)"),
+            "the LOG line must name the I/O class: {l}"
+        );
     }
 }
 

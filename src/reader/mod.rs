@@ -150,6 +150,15 @@ pub struct ReaderConfig {
     pub throttle: Option<ReadThrottle>,
     /// Told of every finished read; None accounts nothing.
     pub accounting: Option<ReadAccounting>,
+    /// Bytes of reads submitted to the kernel at once (0: no bound beyond the buffers). Every
+    /// byte in flight sits in the device's queue ahead of foreground reads and flushes (one
+    /// request per read: the disk takes 4 MiB requests whole), so the bound is what a
+    /// foreground read can find queued before it; reads past it wait in the Reader's own queue,
+    /// oldest first. At least one read is always in flight.
+    pub max_inflight_bytes: usize,
+    /// I/O priority of every io_uring read (the SQE's `ioprio`, as ioprio_set takes it); 0: the
+    /// submitting thread's. The pread fallback keeps its thread's.
+    pub io_priority: u16,
 }
 
 impl Default for ReaderConfig {
@@ -163,6 +172,8 @@ impl Default for ReaderConfig {
             memory: Memory::Heap,
             throttle: None,
             accounting: None,
+            max_inflight_bytes: 0,
+            io_priority: 0,
         }
     }
 }
@@ -345,6 +356,11 @@ pub struct Reader {
     inflight: usize,
     /// Keeps completions from overflowing the CQ.
     max_inflight: usize,
+    /// Bytes asked by the reads in flight, and their bound (`ReaderConfig::max_inflight_bytes`;
+    /// usize::MAX when unbounded).
+    inflight_bytes: usize,
+    max_inflight_bytes: usize,
+    io_priority: u16,
     /// Pending reads are submitted without waiting once this many have piled up.
     submit_batch: usize,
     cqes: Vec<(u64, i32)>,
@@ -506,6 +522,12 @@ impl Reader {
             pending: VecDeque::with_capacity(nslots),
             inflight: 0,
             max_inflight,
+            inflight_bytes: 0,
+            max_inflight_bytes: match cfg.max_inflight_bytes {
+                0 => usize::MAX,
+                n => n,
+            },
+            io_priority: cfg.io_priority,
             submit_batch: (nslots / 4).max(1),
             cqes: Vec::with_capacity(max_inflight),
             fatal: None,
@@ -530,8 +552,11 @@ impl Reader {
                 reader.issue(s, first)?;
             }
             // Every stream's first reads go out in one enter (more only past the SQ's size).
+            // (The in-flight byte bound may hold some back; they go out as reads complete.)
             while !reader.pending.is_empty() && reader.inflight < reader.max_inflight {
-                reader.submit(false)?;
+                if reader.submit(false)? == 0 {
+                    break;
+                }
             }
         }
         Ok(reader)
@@ -786,8 +811,9 @@ impl Reader {
 
     /// Puts pending reads in the SQ, enters the kernel once (blocking for a completion with
     /// `wait`), and reaps every completion. Retries EINTR/EAGAIN/EBUSY; anything else is fatal.
-    fn submit(&mut self, wait: bool) -> Result<()> {
-        self.push_pending();
+    /// Returns how many reads it put in the SQ.
+    fn submit(&mut self, wait: bool) -> Result<usize> {
+        let pushed = self.push_pending();
         let wait = wait && self.inflight > 0;
         let mut tries = 0u32;
         loop {
@@ -809,7 +835,7 @@ impl Reader {
             }
         }
         self.reap();
-        Ok(())
+        Ok(pushed)
     }
 
     fn enter(&mut self, wait: bool) -> io::Result<()> {
@@ -827,9 +853,9 @@ impl Reader {
         }
     }
 
-    fn push_pending(&mut self) {
+    fn push_pending(&mut self) -> usize {
         let Engine::Uring(ring) = &mut self.engine else {
-            return;
+            return 0;
         };
         let mut sq = ring.ring.submission();
         let mut pushed = 0;
@@ -846,6 +872,14 @@ impl Reader {
             let plan = &self.streams[slot.stream].plans[slot.plan];
             let file = &self.files[plan.file];
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
+            if self.inflight > 0
+                && self.inflight_bytes.saturating_add(len) > self.max_inflight_bytes
+            {
+                // Over the in-flight bound: it goes out when a read in flight completes
+                // (next_ask recomputes the same ask then).
+                self.pending.push_front(id);
+                break;
+            }
             ask_throttle(&self.throttle, len, &mut self.stats);
             mark_start(slot, &self.accounting);
             let buf = slot
@@ -857,6 +891,7 @@ impl Reader {
             let ptr = unsafe { buf.add(off) };
             let sqe = opcode::Read::new(types::Fd(file.file.as_raw_fd()), ptr, len as u32)
                 .offset(slot.base + off as u64)
+                .ioprio(self.io_priority)
                 .build()
                 .user_data(id as u64);
             // SAFETY: the buffer is owned by the slot, which stays InFlight (so the buffer is
@@ -868,9 +903,11 @@ impl Reader {
             }
             slot.state = SlotState::InFlight;
             self.inflight += 1;
+            self.inflight_bytes += len;
             self.stats.reads_submitted += 1;
             pushed += 1;
         }
+        pushed
     }
 
     /// Takes every completion off the CQ (no syscall) and advances the slots they belong to.
@@ -895,6 +932,7 @@ impl Reader {
                 continue;
             }
             self.inflight -= 1;
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(slot.ask);
             let plan = &self.streams[slot.stream].plans[slot.plan];
             let file = &self.files[plan.file];
             let res = if res < 0 { Err(-res) } else { Ok(res as usize) };

@@ -160,6 +160,8 @@ fn spec_for(
         merge,
         throttle: None,
         accounting: None,
+        max_inflight_bytes: 0,
+        io_priority: 0,
     }
 }
 
