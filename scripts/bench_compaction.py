@@ -877,7 +877,7 @@ def main() -> int:
     ap.add_argument("--num", type=int, default=1_000_000, help="keys in the input DB (1M = ~17 L0 files, ~1 GB)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--modes", default="buffered,direct", help="comma list of: buffered, direct")
-    ap.add_argument("--variants", default="stock,native,bpf",
+    ap.add_argument("--variants", default="stock,stock-sub2,native,bpf",
                     help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X, "
                          "X-inline -> RINGMERGE_MODE=X RINGMERGE_MERGE_AHEAD=off")
     ap.add_argument("--db-bench", type=Path, default=DEFAULT_DB_BENCH)

@@ -657,7 +657,7 @@ def main() -> int:
                     help="seconds per read/write workload run (default 20; --quick 2)")
     ap.add_argument("--reps", type=int, default=None, help="default 2 (--quick 1)")
     ap.add_argument("--modes", default="buffered,direct", help="comma list of: buffered, direct")
-    ap.add_argument("--variants", default="stock,native",
+    ap.add_argument("--variants", default="stock,stock-sub2,native",
                     help="comma list; stock -> RINGMERGE_MODE=off, X -> RINGMERGE_MODE=X, "
                          "X-inline -> RINGMERGE_MODE=X RINGMERGE_MERGE_AHEAD=off")
     ap.add_argument("--suites", default="fill,rw",

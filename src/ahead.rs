@@ -263,6 +263,8 @@ fn produce(
         st.opened = true;
         handoff.to_consumer.notify_all();
     }
+    const CPU_EVERY: u64 = 16;
+    let mut made_batches = 0u64;
     loop {
         let (mut batch, consumer_asked) = {
             let mut st = handoff.state.lock();
@@ -284,10 +286,16 @@ fn produce(
         // line before it drops the merge). It costs a pass over the runs' counters per batch
         // of ~1 MiB, outside the handoff's lock.
         let summary = session.summary();
-        let cpu = thread_cpu().saturating_sub(cpu0);
+        // The thread's CPU clock is a syscall (no vDSO for CPU-time clocks): read it every
+        // CPU_EVERY batches only, as a mid-merge summary may be that stale; the final figure is
+        // taken when the session ends.
+        made_batches += 1;
+        let cpu = (made_batches % CPU_EVERY == 0).then(|| thread_cpu().saturating_sub(cpu0));
         let mut st = handoff.state.lock();
         st.summary = summary;
-        st.companion_cpu = cpu;
+        if let Some(cpu) = cpu {
+            st.companion_cpu = cpu;
+        }
         match made {
             Ok(true) => st.ready.push_back(Ready { batch, bytes_read }),
             Ok(false) => {
