@@ -706,10 +706,7 @@ def summarize(runs: list[dict], modes: list[str], variants: list[str]) -> list[d
                 "wall_s": stat([r["wall_s"] for r in rs]),
                 "cpu_s": stat([r["cpu_s"] for r in rs]),
                 "process_cpu_s": stat([r["process_cpu_s"] for r in rs]),
-                "thread_cpu_s": {g: statistics.median(r.get("thread_cpu_s", {}).get(g, 0.0)
-                                                      for r in rs)
-                                 for g in sorted({g for r in rs
-                                                  for g in r.get("thread_cpu_s", {})})},
+                "thread_cpu_s": median_thread_cpu(rs),
                 "peak_rss_mb": stat([r["peak_rss_mb"] for r in rs]),
                 "read_bytes": stat([r["read_bytes"] for r in rs]),
                 "write_bytes": stat([r["write_bytes"] for r in rs]),
@@ -826,16 +823,25 @@ def kinds_table(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
     return h2, r2
 
 
-def thread_cpu_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
+def median_thread_cpu(runs: list[dict]) -> dict[str, float]:
+    """Median CPU seconds per thread group over runs (a group a run did not have counts 0)."""
+    groups = sorted({g for r in runs for g in r.get("thread_cpu_s", {})})
+    return {g: statistics.median(r.get("thread_cpu_s", {}).get(g, 0.0) for r in runs)
+            for g in groups}
+
+
+def thread_cpu_rows(summary: list[dict], keys: tuple[str, ...] = ("mode", "variant")
+                    ) -> tuple[list[str], list[list[str]]]:
     """Median CPU seconds per thread group (THREAD_GROUPS) of every thread of the process, from
-    /proc/PID/task sampled every 50 ms; `unattributed` = time -v's process total minus the
-    threads seen (threads that ended between two samples)."""
+    /proc/PID/task sampled every 50 ms, one row per summary row named by `keys`; `unattributed`
+    = time -v's process total minus the threads seen (threads that ended between two samples)."""
     groups = [g for g, _ in THREAD_GROUPS] + ["other", "unattributed_s"]
     seen = [g for g in groups if any(s.get("thread_cpu_s", {}).get(g) for s in summary)]
-    hdr = ["mode", "variant"] + [g.replace("_s", "") for g in seen] + ["process"]
-    rows = [[s["mode"], s["variant"]]
+    hdr = list(keys) + [g.replace("_s", "") for g in seen] + ["process"]
+    rows = [[s[k] for k in keys]
             + [f"{s.get('thread_cpu_s', {}).get(g, 0.0):.2f}" for g in seen]
-            + [f"{s['process_cpu_s']['median']:.2f}"] for s in summary]
+            + [f"{s['process_cpu_s']['median']:.2f}" if "process_cpu_s" in s else "n/a"]
+            for s in summary]
     return hdr, rows
 
 

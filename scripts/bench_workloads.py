@@ -537,9 +537,7 @@ def summarize(runs: list[dict], cases: list[dict], modes: list[str], variants: l
                 s["ringmerge_fallback"] = sum(r["ringmerge_fallback"] for r in rs)
                 s["ringmerge_aborted"] = sum(r["ringmerge_aborted"] for r in rs)
                 s["compactions_total"] = sum(r["compactions"] for r in rs)
-                groups = sorted({g for r in rs for g in r.get("thread_cpu_s", {})})
-                s["thread_cpu_s"] = {g: statistics.median(r.get("thread_cpu_s", {}).get(g, 0.0)
-                                                          for r in rs) for g in groups}
+                s["thread_cpu_s"] = bc.median_thread_cpu(rs)
                 causes = sorted({c for r in rs for c in r.get("stall_causes", {})})
                 s["stall_causes"] = {c: statistics.median(r.get("stall_causes", {}).get(c, 0)
                                                           for r in rs) for c in causes}
@@ -570,22 +568,6 @@ def table_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
                        f" of {s['compactions_total']}"
                        + (f" (+{s['ringmerge_aborted']} cut by shutdown)"
                           if s["ringmerge_aborted"] else "")])
-    return hdr, rows
-
-
-def thread_rows(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Median CPU seconds per thread group (bc.THREAD_GROUPS), every thread of the process;
-    `unattributed` = time -v's process total minus the threads seen (threads that ended
-    between two samples)."""
-    groups = [g for g, _ in bc.THREAD_GROUPS] + ["other", "unattributed_s"]
-    seen = [g for g in groups if any(s.get("thread_cpu_s", {}).get(g) for s in summary)]
-    hdr = ["case", "mode", "variant"] + [g.replace("_s", "") for g in seen] + ["process"]
-    rows = []
-    for s in summary:
-        t = s.get("thread_cpu_s", {})
-        rows.append([s["case"], s["mode"], s["variant"]]
-                    + [f"{t.get(g, 0.0):.2f}" for g in seen]
-                    + [f"{s['process_cpu_s']['median']:.2f}" if "process_cpu_s" in s else "n/a"])
     return hdr, rows
 
 
@@ -774,7 +756,7 @@ def main() -> int:
     print(bc.text_table(hdr, rows))
     print("\ncells: median [min-max] (ratio of medians to stock, same case and mode); "
           "'*' = write p99 from statistics rocksdb.db.write.micros")
-    t_hdr, t_rows = thread_rows(summary)
+    t_hdr, t_rows = bc.thread_cpu_rows(summary, ("case", "mode", "variant"))
     print("\nCPU by thread group, s (median; every thread of the process):")
     print(bc.text_table(t_hdr, t_rows))
     s_hdr, s_rows = stall_rows(summary)

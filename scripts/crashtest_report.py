@@ -285,8 +285,7 @@ def report(out):
           "compressed / dict / range del inputs | ok |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        tot = r["accelerated_subcompactions"] + r["fallback_subcompactions"]
-        share = f"{100 * r['accelerated_subcompactions'] / tot:.1f}%" if tot else "-"
+        share = outcomes.share_text(r["accelerated_subcompactions"], r["fallback_subcompactions"])
         mn = r["share_minimum"]
         mn = f"{100 * mn['share']:.0f}%, {mn['accelerated']}" if mn else "-"
         inp = " / ".join(str(v) for v in r["inputs"].values())

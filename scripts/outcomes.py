@@ -43,8 +43,13 @@ class Outcomes:
         return self.accelerated / tot if tot else 0.0
 
     def share_text(self):
-        tot = self.accelerated + self.fallback
-        return f"{100.0 * self.accelerated / tot:.1f}%" if tot else "-"
+        return share_text(self.accelerated, self.fallback)
+
+
+def share_text(accelerated, fallback):
+    """The accelerated share of subcompactions as the reports print it ("-" when none ran)."""
+    tot = accelerated + fallback
+    return f"{100.0 * accelerated / tot:.1f}%" if tot else "-"
 
 
 def read(paths):

@@ -276,8 +276,7 @@ def write_md(results, path):
              "seconds |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        tot = r["accelerated_subcompactions"] + r["fallback_subcompactions"]
-        share = f"{100.0 * r['accelerated_subcompactions'] / tot:.1f}%" if tot else "-"
+        share = outcomes.share_text(r["accelerated_subcompactions"], r["fallback_subcompactions"])
         lines.append(f"| {r['suite']} | {r['mode']} | {r['tests']} | {r['passed']} | "
                      f"{len(r['failed'])} | {len(r['known_failures'])} | {len(r['crashed'])} | "
                      f"{len(r['timed_out'])} | "

@@ -18,7 +18,7 @@ use crate::reader::{Backend, ReadAccounting, ReadDone, ReadThrottle};
 use crate::sst_map::{InputFile, SortedRun};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[cxx::bridge(namespace = "ringmerge")]
 pub(crate) mod ffi {
@@ -271,6 +271,9 @@ const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;
 /// `RINGMERGE_MERGE_AHEAD=auto`: merge ahead only while the CPUs are not contended (read once per
 /// process with the other settings; see cpu_pressure.rs).
 static AHEAD_AUTO: AtomicBool = AtomicBool::new(false);
+/// `RINGMERGE_INFLIGHT`: bytes of input reads in flight at once (0: unbounded; see
+/// `ReaderConfig::max_inflight_bytes`), read once per process with the other settings.
+static INFLIGHT_BOUND: AtomicUsize = AtomicUsize::new(DEFAULT_INFLIGHT_BYTES);
 /// Linux's idle I/O class (include/uapi/linux/ioprio.h): served when no other class waits (the
 /// mq-deadline and BFQ schedulers; `none` ignores classes), with the schedulers' own bound on how
 /// long it may wait.
@@ -340,6 +343,20 @@ fn settings_from_env() -> ffi::Settings {
             true
         }
     };
+    let inflight_bound = match std::env::var("RINGMERGE_INFLIGHT").as_deref() {
+        Err(_) | Ok("") => DEFAULT_INFLIGHT_BYTES,
+        Ok("off") => 0,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 << 20 => n,
+            _ => {
+                warning = format!(
+                    "RINGMERGE_INFLIGHT={v} is not off or a byte count >= 1 MiB: using the default"
+                );
+                DEFAULT_INFLIGHT_BYTES
+            }
+        },
+    };
+    INFLIGHT_BOUND.store(inflight_bound, Ordering::Relaxed);
     let idle = IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT;
     let (compaction_io_priority, io_priority_auto) =
         match std::env::var("RINGMERGE_IO_PRIORITY").as_deref() {
@@ -466,22 +483,9 @@ fn spec_from_input(input: ffi::CompactionInput) -> Result<CompactionSpec, Error>
         merge,
         throttle: None,
         accounting: None,
-        max_inflight_bytes: inflight_bound_from_env(input.use_direct_reads),
+        max_inflight_bytes: INFLIGHT_BOUND.load(Ordering::Relaxed),
         io_priority: u16::try_from(input.io_priority).unwrap_or(0),
     })
-}
-
-/// `RINGMERGE_INFLIGHT`: bytes of input reads in flight at once (`off`: unbounded); see
-/// `ReaderConfig::max_inflight_bytes` and DEFAULT_INFLIGHT_BYTES.
-fn inflight_bound_from_env(_direct: bool) -> usize {
-    match std::env::var("RINGMERGE_INFLIGHT").as_deref() {
-        Ok("off") => 0,
-        Ok(v) => match v.parse::<usize>() {
-            Ok(n) if n >= 1 << 20 => n,
-            _ => DEFAULT_INFLIGHT_BYTES,
-        },
-        Err(_) => DEFAULT_INFLIGHT_BYTES,
-    }
 }
 
 /// The C++ read throttle, owned by whichever thread runs the merge's reads.
