@@ -9,14 +9,15 @@ use libbpf_cargo::SkeletonBuilder;
 use std::path::PathBuf;
 
 fn main() {
-    cxx_build::bridge("src/bridge.rs")
+    cxx_build::bridges(["src/contract.rs", "src/api.rs"])
         // The bridge's C++ types (ringmerge_read_throttle.h, ringmerge_read_accounting.h); the
         // patched RocksDB finds them through the same cpp/ folder.
         .include("cpp")
         .std("c++17")
         .flag_if_supported("-fno-rtti")
         .compile("ringmerge-bridge");
-    println!("cargo:rerun-if-changed=src/bridge.rs");
+    println!("cargo:rerun-if-changed=src/contract.rs");
+    println!("cargo:rerun-if-changed=src/api.rs");
     println!("cargo:rerun-if-changed=cpp/ringmerge_read_throttle.h");
     println!("cargo:rerun-if-changed=cpp/ringmerge_read_accounting.h");
 

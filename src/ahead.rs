@@ -229,7 +229,7 @@ fn run(job: Job) {
     let end = match outcome {
         Ok(Ok(end)) => end,
         Ok(Err(e)) => End::Failed(Failure::Error(e)),
-        Err(p) => End::Failed(Failure::Panic(crate::bridge::panic_message(p))),
+        Err(p) => End::Failed(Failure::Panic(crate::error::panic_message(p))),
     };
     {
         let mut st = handoff.state.lock();

@@ -13,7 +13,7 @@ use crate::merge::cursor::Bounds;
 use crate::merge::held::release_point;
 use crate::merge::{Merger, LINEAR_MAX};
 use crate::reader::{
-    Backend, Memory, ReadAccounting, ReadThrottle, Reader, ReaderConfig, ReaderStats,
+    Backend, FaultSpec, Memory, ReadAccounting, ReadThrottle, Reader, ReaderConfig, ReaderStats,
 };
 use crate::sst_map::{SortedRun, SstMap};
 use std::time::{Duration, Instant};
@@ -23,10 +23,6 @@ use std::time::{Duration, Instant};
 pub const BATCH_BYTES: usize = 1 << 20;
 /// Reads larger than this gain nothing on these disks and only take memory from other runs.
 pub const MAX_CHUNK: usize = 4 << 20;
-/// Default bound on read buffers per compaction.
-pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
-/// Default bound on input reads in flight at once (`RINGMERGE_INFLIGHT`; 0: unbounded).
-pub const DEFAULT_INFLIGHT_BYTES: usize = 0;
 /// Reads in flight per sorted run: one being merged, one or more landing.
 pub const DEPTH_PER_RUN: usize = 2;
 /// The native merge's depth: one more buffer per run, so a run can hold the chunk it just left
@@ -59,9 +55,11 @@ pub struct CompactionSpec {
     pub max_inflight_bytes: usize,
     /// `ReaderConfig::io_priority`.
     pub io_priority: u16,
+    /// TEST HOOK: injected read faults (`ReaderConfig::fault`); None in production.
+    pub read_faults: Option<FaultSpec>,
 }
 
-pub use crate::bridge::ffi::BatchEntry;
+pub use crate::contract::BatchEntry;
 
 /// Entries of one native batch: `data` holds each entry's internal key, then its value when the
 /// value is copied; a pinned value is referenced where it lies in an input chunk.
@@ -314,7 +312,7 @@ impl MergeSession {
             accounting: spec.accounting,
             max_inflight_bytes: spec.max_inflight_bytes,
             io_priority: spec.io_priority,
-            ..ReaderConfig::default()
+            fault: spec.read_faults,
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
         let engine = match bpf_engine {

@@ -162,13 +162,13 @@ pub struct ReaderConfig {
 }
 
 impl Default for ReaderConfig {
-    /// 64 MiB, depth 2, [`Backend::Auto`], faults from the environment.
+    /// 64 MiB, depth 2, [`Backend::Auto`], no faults.
     fn default() -> Self {
         ReaderConfig {
             memory_budget: 64 << 20,
             depth_per_stream: 2,
             backend: Backend::Auto,
-            fault: FaultSpec::from_env(),
+            fault: None,
             memory: Memory::Heap,
             throttle: None,
             accounting: None,
@@ -193,19 +193,16 @@ pub struct FaultSpec {
 }
 
 impl FaultSpec {
-    /// TEST HOOK. Reads `RINGMERGE_FAULT_EIO=<substring>[@<offset>]` (EIO for files whose path
-    /// contains it, from that offset on) and `RINGMERGE_FAULT_SHORT_READS=1` (halve every
-    /// read); None when neither is set.
-    pub fn from_env() -> Option<FaultSpec> {
-        let spec = std::env::var("RINGMERGE_FAULT_EIO")
-            .ok()
-            .filter(|s| !s.is_empty());
+    /// TEST HOOK. `eio`: `<substring>[@<offset>]` (EIO for files whose path contains it, from
+    /// that offset on); `short_reads`: "1" halves every read. None when neither is set.
+    pub fn parse(eio: Option<&str>, short_reads: Option<&str>) -> Option<FaultSpec> {
+        let spec = eio.filter(|s| !s.is_empty()).map(str::to_owned);
         let (eio, eio_from_offset) = match spec.as_deref().map(|s| s.split_once('@')) {
             Some(Some((needle, off))) => (Some(needle.to_owned()), off.parse().unwrap_or(0)),
             Some(None) => (spec.clone(), 0),
             None => (None, 0),
         };
-        let short = std::env::var("RINGMERGE_FAULT_SHORT_READS").is_ok_and(|v| v == "1");
+        let short = short_reads == Some("1");
         if eio.is_none() && !short {
             return None;
         }
