@@ -18,9 +18,7 @@ use crate::reader::{
 use crate::sst_map::{SortedRun, SstMap};
 use std::time::{Duration, Instant};
 
-/// A batch's target size: about 1 MiB of keys and values, so each FFI round trip carries many
-/// entries while staying small next to the read buffers.
-pub const BATCH_BYTES: usize = 1 << 20;
+pub use crate::merge::BATCH_BYTES;
 /// Reads larger than this gain nothing on these disks and only take memory from other runs.
 pub const MAX_CHUNK: usize = 4 << 20;
 /// Reads in flight per sorted run: one being merged, one or more landing.

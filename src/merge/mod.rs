@@ -4,8 +4,8 @@
 //! ringmerge accepts.
 //!
 //! Selection is a linear scan over the cursors for few runs and a binary heap for many; the
-//! measured crossover on these machines is between 4 and 8 inputs
-//! (../shared/notes/bpf-and-io_uring-facts.md), so the heap takes over above [`LINEAR_MAX`].
+//! crossover measured on this project's 2-core test machines (Linux 6.x) is between 4 and 8
+//! inputs, so the heap takes over above [`LINEAR_MAX`].
 
 pub mod bpf;
 pub mod cursor;
@@ -29,6 +29,10 @@ fn cursor_cmp(a: &RunCursor, ai: usize, b: &RunCursor, bi: usize) -> Ordering {
         .then_with(|| b.packed().cmp(&a.packed()))
         .then_with(|| ai.cmp(&bi))
 }
+
+/// A batch's target size: about 1 MiB of keys and values, so each FFI round trip carries many
+/// entries while staying small next to the read buffers. Both merges fill batches to it.
+pub const BATCH_BYTES: usize = 1 << 20;
 
 pub struct Merger {
     cursors: Vec<RunCursor>,

@@ -162,6 +162,7 @@ fn spec_for(
         accounting: None,
         max_inflight_bytes: 0,
         io_priority: 0,
+        read_faults: None,
     }
 }
 
