@@ -124,7 +124,8 @@ impl Config {
                 Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
                 None => {
                     warn(format!(
-                        "RINGMERGE_MEMORY_BUDGET={v} is not a byte count >= 1 MiB: using 64 MiB"
+                        "RINGMERGE_MEMORY_BUDGET={v} is not a byte count >= 1 MiB: using {} MiB",
+                        DEFAULT_MEMORY_BUDGET >> 20
                     ));
                     DEFAULT_MEMORY_BUDGET
                 }
@@ -135,7 +136,9 @@ impl Config {
             Some("off") | Some("0") => 0,
             Some(v) => bytes_at_least_1mib(v).unwrap_or_else(|| {
                 warn(format!(
-                    "RINGMERGE_WRITE_BEHIND={v} is not off|on or a byte count >= 1 MiB: using 8 MiB"
+                    "RINGMERGE_WRITE_BEHIND={v} is not off|on or a byte count >= 1 MiB: using {} \
+                     MiB",
+                    DEFAULT_WRITE_BEHIND >> 20
                 ));
                 DEFAULT_WRITE_BEHIND
             }),
@@ -146,7 +149,9 @@ impl Config {
                 Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
                 Err(_) => {
                     warn(format!(
-                        "RINGMERGE_POOL_CAP={v} is not a byte count: keeping up to 64 MiB per thread"
+                        "RINGMERGE_POOL_CAP={v} is not a byte count: keeping up to {} MiB per \
+                         thread",
+                        crate::reader::pool::POOL_CAP >> 20
                     ));
                     None
                 }
