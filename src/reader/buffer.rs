@@ -3,7 +3,7 @@
 //! O_DIRECT needs the destination aligned to the device's logical block size; 4096 covers every
 //! device we meet, so every pool buffer uses it whether or not the file is opened O_DIRECT.
 
-use crate::merge::bpf::arena::Arena;
+use super::arena::Arena;
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
@@ -103,9 +103,18 @@ impl AlignedBuf {
         self.len
     }
 
-    /// Raw pointer for the kernel or pread to write through.
+    /// Raw pointer for the kernel (an io_uring read) to write through.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
+    }
+
+    /// The whole buffer, writable (for a pread into it).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as `as_slice`: ptr is valid for len initialised bytes (or dangling-but-aligned
+        // with len 0), and no kernel read is in flight into a buffer its Reader lets anyone
+        // touch. The handle is borrowed exclusively, so the slice is the only way to the bytes
+        // while it lives.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
     pub fn as_slice(&self) -> &[u8] {

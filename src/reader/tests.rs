@@ -1,5 +1,8 @@
 use super::*;
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -42,7 +45,7 @@ fn direct_works(dir: &Path) -> bool {
             .open(&path)
             .ok()?;
         let mut buf = AlignedBuf::new(4096)?;
-        let n = pread::pread(f.as_raw_fd(), buf.as_mut_ptr(), 4096, 4096).ok()?;
+        let n = pread::pread(f.as_raw_fd(), buf.as_mut_slice(), 4096).ok()?;
         Some(n == 4096 && buf.as_slice()[0] == 7)
     })()
     .unwrap_or(false);
@@ -389,7 +392,7 @@ fn reads_in_flight_stay_within_the_byte_bound() {
         };
         let r = Reader::new(files(), streams.clone(), cfg(64 * MIB, 3, Backend::Auto)).unwrap();
         assert_eq!(r.backend_name(), "io_uring");
-        let unbounded_at_open = r.inflight_bytes + r.stats.bytes_read as usize;
+        let unbounded_at_open = r.inflight_bytes() + r.stats.bytes_read as usize;
         assert!(unbounded_at_open > bound, "{unbounded_at_open}");
         drop(r);
 
@@ -403,11 +406,11 @@ fn reads_in_flight_stay_within_the_byte_bound() {
         while done < streams.len() {
             s = (s + 3) % streams.len();
             assert!(
-                r.inflight <= 1 || r.inflight_bytes <= bound,
+                r.inflight() <= 1 || r.inflight_bytes() <= bound,
                 "{}",
-                r.inflight_bytes
+                r.inflight_bytes()
             );
-            peak = peak.max(r.inflight_bytes);
+            peak = peak.max(r.inflight_bytes());
             if idx[s] == usize::MAX {
                 continue;
             }
@@ -429,7 +432,7 @@ fn reads_in_flight_stay_within_the_byte_bound() {
             peak <= bound && (peak > 0 || !direct),
             "direct={direct} peak {peak}"
         );
-        assert_eq!(r.inflight_bytes, 0);
+        assert_eq!(r.inflight_bytes(), 0);
     }
 }
 
@@ -458,7 +461,7 @@ fn drop_with_reads_in_flight_waits_for_them() {
                 // Page-cache reads may complete inside the submitting enter; O_DIRECT ones from
                 // the disk do not.
                 if direct && r.backend_name() == "io_uring" {
-                    assert!(r.inflight > 0);
+                    assert!(r.inflight() > 0);
                 }
                 drop(r);
             }
@@ -1178,4 +1181,44 @@ fn pool_cap_can_be_lowered_and_zeroed() {
     })
     .join()
     .unwrap();
+}
+
+// ---- Fault injection settings -----------------------------------------------------------------
+
+#[test]
+fn fault_spec_parses_the_environment_grammar() {
+    let parse = |eio, short| {
+        FaultSpec::parse(eio, short)
+            .map(|f| (f.eio_path_contains, f.eio_from_offset, f.short_reads))
+    };
+    assert_eq!(parse(None, None), None);
+    assert_eq!(
+        parse(Some(""), Some("0")),
+        None,
+        "empty EIO, short reads not 1"
+    );
+    assert_eq!(
+        parse(Some("x.sst"), None),
+        Some((Some("x.sst".into()), 0, false))
+    );
+    assert_eq!(
+        parse(Some("x.sst@4096"), None),
+        Some((Some("x.sst".into()), 4096, false))
+    );
+    assert_eq!(
+        parse(Some("x.sst@later"), None),
+        Some((Some("x.sst".into()), 0, false)),
+        "an offset that is not a number is 0"
+    );
+    assert_eq!(parse(None, Some("1")), Some((None, 0, true)));
+    assert_eq!(
+        parse(Some("@8"), Some("1")),
+        Some((Some(String::new()), 8, true)),
+        "an empty substring before @ matches every file, as before"
+    );
+}
+
+#[test]
+fn default_config_injects_no_faults() {
+    assert!(ReaderConfig::default().fault.is_none());
 }

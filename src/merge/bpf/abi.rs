@@ -1,6 +1,7 @@
 //! Rust mirror of bpf/merge_abi.h: the structs the BPF merge program and its driver share in the
-//! arena. Field order, sizes and alignment must match the C header exactly; the size assertions
-//! below and the differential tests keep them honest.
+//! arena. Field order, offsets, sizes and alignment must match the C header exactly; the
+//! compile-time assertions at the end of this file (every field's offset and every struct's size,
+//! as the C compiler lays out the header) and the differential tests keep them honest.
 
 /// A verified, uncompressed data block: payload address and the end of its entries.
 #[repr(C)]
@@ -105,6 +106,88 @@ const _: () = assert!(std::mem::size_of::<Block>() == 16);
 const _: () = assert!(std::mem::size_of::<Run>() == 104);
 const _: () = assert!(std::mem::size_of::<Session>() == 136);
 // The program writes `struct rm_out_entry`, which C++ reads as the bridge's BatchEntry.
-const _: () = assert!(std::mem::size_of::<crate::compaction::BatchEntry>() == 24);
-const _: () = assert!(std::mem::align_of::<crate::compaction::BatchEntry>() == 8);
+const _: () = assert!(std::mem::size_of::<crate::contract::BatchEntry>() == 24);
+const _: () = assert!(std::mem::align_of::<crate::contract::BatchEntry>() == 8);
 const _: () = assert!(std::mem::size_of::<Args>() == 16);
+
+/// Asserts at compile time that each field of `$ty` lies at the byte offset given for it: the
+/// offsets of the C struct it mirrors (C lays fields out in order, each at the next multiple of
+/// its alignment: 4 for __u32, 8 for __u64).
+macro_rules! assert_offsets {
+    ($ty:ty { $($field:ident: $offset:literal),* $(,)? }) => {
+        const _: () = {
+            $(assert!(std::mem::offset_of!($ty, $field) == $offset);)*
+        };
+    };
+}
+
+// struct rm_block
+assert_offsets!(Block {
+    addr: 0,
+    data_end: 8,
+    pad: 12,
+});
+// struct rm_run
+assert_offsets!(Run {
+    blocks: 0,
+    nblocks: 8,
+    block_idx: 12,
+    base: 16,
+    data_end: 24,
+    next: 28,
+    key: 32,
+    key_cap: 40,
+    key_len: 44,
+    value: 48,
+    value_len: 56,
+    state: 60,
+    packed: 64,
+    started: 72,
+    zero_copy: 76,
+    prefix: 80,
+    prefix2: 88,
+    chunk_emits: 96,
+    pad: 100,
+});
+// struct rm_session
+assert_offsets!(Session {
+    nruns: 0,
+    heap_len: 4,
+    runs: 8,
+    heap: 16,
+    start: 24,
+    start_len: 32,
+    has_start: 36,
+    end: 40,
+    end_len: 48,
+    has_end: 52,
+    out_data: 56,
+    out_cap: 64,
+    out_len: 68,
+    out_target: 72,
+    index_cap: 76,
+    out_index: 80,
+    index_len: 88,
+    initialized: 92,
+    pending: 96,
+    result: 100,
+    run: 104,
+    detail: 108,
+    need: 112,
+    emitted: 120,
+    batch_bytes: 128,
+    init_next: 132,
+});
+// struct rm_out_entry, which the program writes and C++ reads as the bridge's BatchEntry.
+assert_offsets!(crate::contract::BatchEntry {
+    key_offset: 0,
+    key_len: 4,
+    value_len: 8,
+    pinned: 12,
+    value_addr: 16,
+});
+// struct rm_args
+assert_offsets!(Args {
+    session: 0,
+    calls: 8,
+});

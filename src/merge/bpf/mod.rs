@@ -8,7 +8,7 @@
 //! the reason is kept and every compaction that asked for BPF merges natively and reports it.
 
 pub mod abi;
-pub mod arena;
+mod region;
 pub mod session;
 
 mod skel {
@@ -16,7 +16,7 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/merge.skel.rs"));
 }
 
-use arena::Arena;
+use crate::reader::arena::{self, Arena};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{AsRawLibbpf, MapCore, OpenObject};
 use parking_lot::Mutex;

@@ -18,54 +18,26 @@
 //! memory stays within the reader's budget.
 
 use super::abi;
-use super::arena::Arena;
+use super::region::ArenaBox;
 use super::{BpfEngine, Selection};
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::parse_layout;
-use crate::compaction::BatchEntry;
+use crate::contract::BatchEntry;
 use crate::error::{Error, Result};
 use crate::merge::cursor::{decompress_block, verified_block, Bounds};
 use crate::merge::held::{release_point, HeldChunks};
-use crate::reader::pool::class_of;
+use crate::reader::arena::Arena;
 use crate::reader::{Chunk, Reader};
 use crate::sst_map::SstMap;
-use std::ptr::NonNull;
 
 /// The output batch's target size (as the native path's).
-const OUT_TARGET: usize = crate::compaction::BATCH_BYTES;
+const OUT_TARGET: usize = crate::merge::BATCH_BYTES;
 /// Output capacity: the target plus room for the entry that crosses it.
 const OUT_CAP: usize = OUT_TARGET + (256 << 10);
 /// Entries per batch at most (a 24-byte `BatchEntry` each).
 const INDEX_CAP: usize = 64 << 10;
 /// First key buffer per run; grown when the program asks.
 const KEY_CAP: usize = 4096;
-
-/// A region of the arena owned by one session, given back when dropped.
-struct ArenaBox {
-    ptr: NonNull<u8>,
-    len: usize,
-    arena: &'static Arena,
-}
-
-impl ArenaBox {
-    fn new(arena: &'static Arena, len: usize) -> Result<ArenaBox> {
-        let len = class_of(len.max(1));
-        let ptr = arena
-            .alloc(len)
-            .ok_or_else(|| Error::io(format!("BPF arena full: cannot allocate {len} bytes")))?;
-        Ok(ArenaBox { ptr, len, arena })
-    }
-
-    fn addr(&self) -> u64 {
-        self.ptr.as_ptr() as u64
-    }
-}
-
-impl Drop for ArenaBox {
-    fn drop(&mut self) {
-        self.arena.free(self.ptr, self.len);
-    }
-}
 
 struct RunSlot {
     chunk: Option<Chunk>,
@@ -125,14 +97,12 @@ impl BpfMerge {
         let heap = ArenaBox::new(arena, nruns.max(1) * 4)?;
         let start = bounds.start.as_deref().unwrap_or(&[]);
         let end = bounds.end.as_deref().unwrap_or(&[]);
-        let bounds_box = ArenaBox::new(arena, start.len() + end.len())?;
-        // SAFETY: bounds_box is this session's own arena region of at least start+end bytes;
-        // the program only reads it, and not before the first run below.
-        unsafe {
-            let p = bounds_box.ptr.as_ptr();
-            std::ptr::copy_nonoverlapping(start.as_ptr(), p, start.len());
-            std::ptr::copy_nonoverlapping(end.as_ptr(), p.add(start.len()), end.len());
-        }
+        let mut bounds_box = ArenaBox::new(arena, start.len() + end.len())?;
+        let (start_at, end_at) = bounds_box
+            .slice_mut::<u8>(start.len() + end.len())
+            .split_at_mut(start.len());
+        start_at.copy_from_slice(start);
+        end_at.copy_from_slice(end);
         let mut slots = Vec::with_capacity(nruns);
         for run in &map.runs {
             let most = run.iter().map(|c| c.num_blocks).max().unwrap_or(0);
@@ -184,7 +154,7 @@ impl BpfMerge {
         };
         for i in 0..nruns {
             let key = m.slots[i].key.addr();
-            let key_cap = m.slots[i].key.len as u32;
+            let key_cap = m.slots[i].key.len() as u32;
             *m.run_mut(i) = abi::Run {
                 key,
                 key_cap,
@@ -197,17 +167,22 @@ impl BpfMerge {
     }
 
     fn session_mut(&mut self) -> &mut abi::Session {
-        // SAFETY: the region is this session's own, sized and aligned (page) for a Session, and
-        // initialised (zeroed at allocation or written since); the program only touches it
-        // during `engine.run`, which is synchronous and never overlaps this borrow (&mut self).
-        unsafe { &mut *self.session.ptr.as_ptr().cast::<abi::Session>() }
+        self.session.get_mut()
     }
 
     fn run_mut(&mut self, i: usize) -> &mut abi::Run {
-        assert!(i < self.slots.len());
-        // SAFETY: `_runs` holds slots.len() Run structs (checked index), page-aligned,
-        // initialised; same exclusivity argument as `session_mut`.
-        unsafe { &mut *self._runs.ptr.as_ptr().cast::<abi::Run>().add(i) }
+        // `_runs` holds one Run per run (slot).
+        &mut self._runs.slice_mut::<abi::Run>(self.slots.len())[i]
+    }
+
+    /// Runs one step of the program on this session; its answer is in the session's `result`.
+    /// The only place the program runs: `&mut self` guarantees no reference into this session's
+    /// arena regions is alive meanwhile (see region.rs).
+    fn run_program(&mut self) -> Result<()> {
+        self.calls += 1;
+        self.engine
+            .run(self.selection, self.session.addr())
+            .map_err(|e| Error::io(format!("running the BPF merge program: {e}")))
     }
 
     /// Hands run `i` its next chunk (verifying every block in it), or marks it done.
@@ -243,10 +218,9 @@ impl BpfMerge {
         slot.received += 1;
         let file = &map.files[planned.plan.file];
         let need = planned.num_blocks * std::mem::size_of::<abi::Block>();
-        if need > slot.blocks.len {
+        if need > slot.blocks.len() {
             slot.blocks = ArenaBox::new(self.engine.arena(), need)?;
         }
-        let table = slot.blocks.ptr.as_ptr().cast::<abi::Block>();
         // Where each block's payload is: in the chunk, or at an offset of `staged`.
         enum At {
             Chunk(u64),
@@ -292,36 +266,28 @@ impl BpfMerge {
             if slot
                 .decompressed
                 .as_ref()
-                .is_none_or(|d| d.len < slot.staged.len())
+                .is_none_or(|d| d.len() < slot.staged.len())
             {
                 slot.decompressed = Some(ArenaBox::new(self.engine.arena(), slot.staged.len())?);
             }
-            let dst = slot.decompressed.as_ref().expect("allocated above");
-            // SAFETY: dst is this run's own arena region of at least staged.len() bytes, not
-            // referenced by the program any more (its run needed a new chunk, so nothing of the
-            // previous chunk is read again), and the program does not run while we copy.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    slot.staged.as_ptr(),
-                    dst.ptr.as_ptr(),
-                    slot.staged.len(),
-                )
-            };
+            let dst = slot.decompressed.as_mut().expect("allocated above");
+            // Nothing of the previous chunk is read again (its run needed a new chunk), so its
+            // decompressed blocks may be overwritten.
+            dst.slice_mut::<u8>(slot.staged.len())
+                .copy_from_slice(&slot.staged);
             staged_base = dst.addr();
         }
-        for (b, (at, data_end)) in places.into_iter().enumerate() {
+        // The table holds at least num_blocks Blocks (grown above).
+        let table = slot.blocks.slice_mut::<abi::Block>(planned.num_blocks);
+        for (entry, (at, data_end)) in table.iter_mut().zip(places) {
             let addr = match at {
                 At::Chunk(a) => a,
                 At::Staged(off) => staged_base + off as u64,
             };
-            // SAFETY: b < num_blocks and the table holds at least num_blocks Blocks (grown
-            // above); the program does not run while we write.
-            unsafe {
-                table.add(b).write(abi::Block {
-                    addr,
-                    data_end: data_end as u32,
-                    pad: 0,
-                })
+            *entry = abi::Block {
+                addr,
+                data_end: data_end as u32,
+                pad: 0,
             };
         }
         self.blocks += planned.num_blocks as u64;
@@ -345,22 +311,17 @@ impl BpfMerge {
     /// entry's shared prefix comes from it).
     fn grow_key(&mut self, i: usize, need: usize) -> Result<()> {
         let arena = self.engine.arena();
-        let bigger = ArenaBox::new(arena, need.max(2 * self.slots[i].key.len))?;
+        let mut bigger = ArenaBox::new(arena, need.max(2 * self.slots[i].key.len()))?;
         let (key_len, key_cap) = {
             let r = self.run_mut(i);
             (r.key_len as usize, r.key_cap as usize)
         };
-        let old = &self.slots[i].key;
-        // SAFETY: both regions are this session's, disjoint, and hold at least key_len bytes
-        // (key_len <= key_cap <= old.len, and bigger is larger than old).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                old.ptr.as_ptr(),
-                bigger.ptr.as_ptr(),
-                key_len.min(key_cap),
-            )
-        };
-        let (addr, cap) = (bigger.addr(), bigger.len as u32);
+        // key_len <= key_cap <= the old buffer's length, and the new one is larger.
+        let kept = key_len.min(key_cap);
+        bigger
+            .slice_mut::<u8>(kept)
+            .copy_from_slice(self.slots[i].key.slice::<u8>(kept));
+        let (addr, cap) = (bigger.addr(), bigger.len() as u32);
         self.slots[i].key = bigger;
         let r = self.run_mut(i);
         r.key = addr;
@@ -414,7 +375,7 @@ impl BpfMerge {
         }
         let (data, cap, index) = (
             self.out[cur].data.addr(),
-            self.out[cur].data.len as u32,
+            self.out[cur].data.len() as u32,
             self.out[cur].index.addr(),
         );
         {
@@ -426,12 +387,8 @@ impl BpfMerge {
             s.index_len = 0;
             s.batch_bytes = 0;
         }
-        let session_addr = self.session.addr();
         loop {
-            self.calls += 1;
-            self.engine
-                .run(self.selection, session_addr)
-                .map_err(|e| Error::io(format!("running the BPF merge program: {e}")))?;
+            self.run_program()?;
             let (result, run, need) = {
                 let s = self.session_mut();
                 (s.result, s.run as usize, s.need as usize)
@@ -446,7 +403,7 @@ impl BpfMerge {
                 abi::NEED_KEY => self.grow_key(run, need)?,
                 abi::NEED_OUT => {
                     let bigger = ArenaBox::new(self.engine.arena(), need)?;
-                    let (addr, cap) = (bigger.addr(), bigger.len as u32);
+                    let (addr, cap) = (bigger.addr(), bigger.len() as u32);
                     self.out[cur].data = bigger;
                     let s = self.session_mut();
                     s.out_data = addr;
@@ -472,20 +429,18 @@ impl BpfMerge {
 
     /// The current batch's keys and copied values.
     pub fn batch_data(&self) -> &[u8] {
+        // The program wrote `len` bytes (len <= out_cap, the buffer's length); the buffer is not
+        // written again until the next-but-one next_batch.
         let o = &self.out[self.current];
-        // SAFETY: the program wrote `len` bytes into this session's buffer (len <= its size,
-        // the program checks out_cap) and is not running now; the buffer is not written again
-        // until the next-but-one next_batch, which needs &mut self.
-        unsafe { std::slice::from_raw_parts(o.data.ptr.as_ptr(), o.len) }
+        o.data.slice::<u8>(o.len)
     }
 
     /// The current batch's entries.
     pub fn batch_entries(&self) -> &[BatchEntry] {
+        // As batch_data: the program wrote `count` rm_out_entry structs (count <= INDEX_CAP, which
+        // the index buffer holds); BatchEntry has that layout (asserted in abi.rs).
         let o = &self.out[self.current];
-        // SAFETY: as batch_data: the program wrote `count` rm_out_entry structs (count <=
-        // INDEX_CAP, which the index buffer holds); BatchEntry has that layout (24 bytes,
-        // 8-aligned; asserted in abi.rs) and the buffer is page-aligned.
-        unsafe { std::slice::from_raw_parts(o.index.ptr.as_ptr().cast::<BatchEntry>(), o.count) }
+        o.index.slice::<BatchEntry>(o.count)
     }
 
     pub fn selection(&self) -> Selection {
@@ -493,9 +448,7 @@ impl BpfMerge {
     }
 
     pub fn entries(&self) -> u64 {
-        // SAFETY: see session_mut; a shared read while no program runs (&self excludes
-        // next_batch).
-        unsafe { (*self.session.ptr.as_ptr().cast::<abi::Session>()).emitted }
+        self.session.get::<abi::Session>().emitted
     }
 }
 

@@ -1,15 +1,20 @@
-//! User-space allocator over the BPF arena's mapping.
+//! User-space allocator over the BPF arena's mapping: the memory reads land in when the BPF
+//! merge runs (`Memory::Arena`), and where its session keeps the state it shares with the
+//! program (merge/bpf/session.rs). The reader only allocates from it; loading the program and
+//! mapping the arena is the BPF merge's business (merge/bpf/mod.rs).
 //!
 //! The arena is one 4 GiB window that user space and the BPF program address identically. Only
 //! user space allocates in it (the program never calls `bpf_arena_alloc_pages`), and every fresh
 //! region is zeroed from user space before anyone else sees it: that faults its pages in, which
 //! matters because a program store to an arena page nobody has touched yet is silently dropped
-//! (../shared/notes/bpf-and-io_uring-facts.md).
+//! (seen on the kernels this was developed on: the store is lost without an error, while a
+//! user-space touch allocates the page).
 //!
-//! Fresh arena pages are slow (memcpy into them runs at ~1.5 GiB/s vs ~9 GiB/s warm), so freed
-//! regions are kept on per-size free lists and handed out again, never returned to the kernel:
-//! callers ask for size classes (`reader::pool::class_of`) so sizes repeat from one compaction to
-//! the next. Memory held is bounded by what live sessions and thread pools hold at their peak.
+//! Fresh arena pages are slow (measured: memcpy into them runs at ~1.5 GiB/s vs ~9 GiB/s warm),
+//! so freed regions are kept on per-size free lists and handed out again, never returned to the
+//! kernel: callers ask for size classes (`reader::pool::class_of`) so sizes repeat from one
+//! compaction to the next. Memory held is bounded by what live sessions and thread pools hold at
+//! their peak.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
