@@ -24,7 +24,7 @@
 //! dropped (its last batches may point into the session's chunks), and dropping the consumer
 //! stops the companion and waits until the session (files, ring, buffers) is gone.
 
-use crate::compaction::{Batch, BatchEntry, CompactionSpec, MergeSession, Summary};
+use crate::compaction::{Batch, BatchEntry, CompactionSession, CompactionSpec, Summary};
 use crate::error::Error;
 use crate::thread_attrs::ThreadAttrs;
 use parking_lot::{Condvar, Mutex};
@@ -222,7 +222,7 @@ fn run(job: Job) {
     let cpu0 = thread_cpu();
     // The session outlives `produce`: batches still readable by the consumer point into its
     // chunks (pinned values), so it is dropped only once the consumer has stopped.
-    let mut session: Option<MergeSession> = None;
+    let mut session: Option<CompactionSession> = None;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         produce(spec, &handoff, cpu0, &mut session)
     }));
@@ -254,9 +254,9 @@ fn produce(
     spec: CompactionSpec,
     handoff: &Handoff,
     cpu0: Duration,
-    slot: &mut Option<MergeSession>,
+    slot: &mut Option<CompactionSession>,
 ) -> Result<End, Error> {
-    let session = slot.insert(MergeSession::open(spec)?);
+    let session = slot.insert(CompactionSession::open(spec)?);
     {
         let mut st = handoff.state.lock();
         st.summary = session.summary();
@@ -311,8 +311,8 @@ fn produce(
     }
 }
 
-/// The consumer's side: what the bridge calls on the compaction thread.
-pub struct MergeAhead {
+/// The consumer's side: what the API calls on the compaction thread.
+pub struct CompanionSession {
     handoff: Arc<Handoff>,
     current: Option<Batch>,
     previous: Option<Batch>,
@@ -323,14 +323,14 @@ pub struct MergeAhead {
     ended: bool,
 }
 
-impl MergeAhead {
+impl CompanionSession {
     /// Opens `spec`'s session on this thread's companion, which takes on `attrs` (this thread's,
     /// `ThreadAttrs::current()`), and waits until it is open (or failed).
     /// Err((spec, why)) when no companion thread can run it: the caller merges in line.
     pub(crate) fn open(
         spec: CompactionSpec,
         attrs: ThreadAttrs,
-    ) -> Result<Result<MergeAhead, Failure>, Unserved> {
+    ) -> Result<Result<CompanionSession, Failure>, Unserved> {
         let handoff = Arc::new(Handoff {
             state: Mutex::new(State {
                 free: (0..SLOTS).map(|_| Batch::default()).collect(),
@@ -357,7 +357,7 @@ impl MergeAhead {
             return Ok(Err(failure));
         }
         drop(st);
-        Ok(Ok(MergeAhead {
+        Ok(Ok(CompanionSession {
             handoff,
             current: None,
             previous: None,
@@ -442,7 +442,7 @@ impl MergeAhead {
     }
 }
 
-impl Drop for MergeAhead {
+impl Drop for CompanionSession {
     fn drop(&mut self) {
         let mut st = self.handoff.state.lock();
         st.stop = true;
@@ -455,21 +455,21 @@ impl Drop for MergeAhead {
     }
 }
 
-/// A compaction's merge, in line on the compaction thread or on its companion: what the bridge
+/// A compaction's merge, in line on the compaction thread or on its companion: what the API
 /// drives (and the merge tests, through the same calls).
-pub enum Merge {
-    Inline(Box<MergeSession>),
-    Ahead(MergeAhead),
+pub enum Session {
+    Inline(Box<CompactionSession>),
+    Ahead(CompanionSession),
 }
 
-impl Merge {
+impl Session {
     /// Opens `spec` on the companion when `ahead`, else in line. When no companion can run it,
     /// or it could only share the compaction thread's single CPU, the merge runs in line and the
     /// second value says why.
-    pub fn open(spec: CompactionSpec, ahead: bool) -> (Result<Merge, Failure>, Option<String>) {
+    pub fn open(spec: CompactionSpec, ahead: bool) -> (Result<Session, Failure>, Option<String>) {
         let inline = |spec| {
-            MergeSession::open(spec)
-                .map(|s| Merge::Inline(Box::new(s)))
+            CompactionSession::open(spec)
+                .map(|s| Session::Inline(Box::new(s)))
                 .map_err(Failure::Error)
         };
         if !ahead {
@@ -489,8 +489,8 @@ impl Merge {
                 return (inline(spec), Some(why));
             }
         }
-        match MergeAhead::open(spec, attrs) {
-            Ok(opened) => (opened.map(Merge::Ahead), None),
+        match CompanionSession::open(spec, attrs) {
+            Ok(opened) => (opened.map(Session::Ahead), None),
             Err(unserved) => {
                 let (spec, why) = *unserved;
                 log::warn!("ringmerge: merging in line: {why}");
@@ -502,44 +502,44 @@ impl Merge {
     /// The next batch; false once the stream is exhausted.
     pub fn next_batch(&mut self) -> Result<bool, Failure> {
         match self {
-            Merge::Inline(s) => s.next_batch().map_err(Failure::Error),
-            Merge::Ahead(a) => a.next_batch(),
+            Session::Inline(s) => s.next_batch().map_err(Failure::Error),
+            Session::Ahead(a) => a.next_batch(),
         }
     }
 
     pub fn batch_data(&self) -> &[u8] {
         match self {
-            Merge::Inline(s) => s.batch_data(),
-            Merge::Ahead(a) => a.batch_data(),
+            Session::Inline(s) => s.batch_data(),
+            Session::Ahead(a) => a.batch_data(),
         }
     }
 
     pub fn batch_entries(&self) -> &[BatchEntry] {
         match self {
-            Merge::Inline(s) => s.batch_entries(),
-            Merge::Ahead(a) => a.batch_entries(),
+            Session::Inline(s) => s.batch_entries(),
+            Session::Ahead(a) => a.batch_entries(),
         }
     }
 
     /// Entry `i` of the current batch as (internal key, value).
     pub fn batch_entry(&self, i: usize) -> (&[u8], &[u8]) {
         match self {
-            Merge::Inline(s) => s.batch_entry(i),
-            Merge::Ahead(a) => a.batch_entry(i),
+            Session::Inline(s) => s.batch_entry(i),
+            Session::Ahead(a) => a.batch_entry(i),
         }
     }
 
     pub fn take_bytes_read(&mut self) -> u64 {
         match self {
-            Merge::Inline(s) => s.take_bytes_read(),
-            Merge::Ahead(a) => a.take_bytes_read(),
+            Session::Inline(s) => s.take_bytes_read(),
+            Session::Ahead(a) => a.take_bytes_read(),
         }
     }
 
     pub fn summary(&self) -> Summary {
         match self {
-            Merge::Inline(s) => s.summary(),
-            Merge::Ahead(a) => a.summary(),
+            Session::Inline(s) => s.summary(),
+            Session::Ahead(a) => a.summary(),
         }
     }
 }

@@ -4,10 +4,10 @@
 //! Nothing here throws: every entry point catches panics so none unwinds into C++, and failures
 //! come back as a [`MergeStatus`] the C++ side turns into a RocksDB `Status`.
 
-use crate::ahead::{Failure, Merge};
+use crate::ahead::{Failure, Session};
 use crate::block::checksum::ChecksumType;
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSpec, MergeChoice};
+use crate::compaction::{CompactionSpec, MergeEngine};
 use crate::config::{Config, MergeAhead, Mode};
 use crate::contract::{
     BatchEntry, CompactionInput, ExpectedFooter, MergeStatus, Settings, StatusCode,
@@ -88,7 +88,7 @@ mod ffi {
 }
 
 pub struct MergedStream {
-    session: Option<Merge>,
+    session: Option<Session>,
     /// Why merge-ahead was asked for and not used.
     ahead_unavailable: Option<String>,
     error: Option<Error>,
@@ -214,8 +214,8 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
         runs.push(SortedRun { files });
     }
     let merge = match config.mode {
-        Mode::Bpf => MergeChoice::Bpf(config.bpf_selection),
-        Mode::Native | Mode::Off => MergeChoice::Native,
+        Mode::Bpf => MergeEngine::Bpf(config.bpf_selection),
+        Mode::Native | Mode::Off => MergeEngine::Native,
     };
     Ok(CompactionSpec {
         runs,
@@ -312,7 +312,7 @@ fn open_merged_stream(
         error: None,
         internal: None,
     };
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Merge, Failure> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<Session, Failure> {
         let config = config();
         let mut spec = spec_from_input(input, config).map_err(Failure::Error)?;
         spec.throttle = CxxReadThrottle(throttle).into_throttle();
@@ -324,8 +324,8 @@ fn open_merged_stream(
             None
         };
         let (opened, unavailable) = match busy {
-            Some(why) => (Merge::open(spec, false).0, Some(why)),
-            None => Merge::open(spec, ahead),
+            Some(why) => (Session::open(spec, false).0, Some(why)),
+            None => Session::open(spec, ahead),
         };
         merge.ahead_unavailable = unavailable;
         opened
@@ -359,12 +359,12 @@ impl MergedStream {
 
     /// The session for read-only queries (batch slices, figures): still readable after a merge
     /// error, so the LOG line can report how far it got, but not after a caught panic.
-    fn readable(&self) -> Option<&Merge> {
+    fn readable(&self) -> Option<&Session> {
         self.session.as_ref().filter(|_| self.internal.is_none())
     }
 
     /// The session for advancing: only while neither an error nor a panic happened.
-    fn live_session(&mut self) -> Option<&mut Merge> {
+    fn live_session(&mut self) -> Option<&mut Session> {
         if self.error.is_some() || self.internal.is_some() {
             return None;
         }
@@ -394,22 +394,22 @@ impl MergedStream {
     }
 
     fn batch_data(&self) -> &[u8] {
-        self.readable().map_or(&[], Merge::batch_data)
+        self.readable().map_or(&[], Session::batch_data)
     }
 
     fn batch_entries(&self) -> &[BatchEntry] {
-        self.readable().map_or(&[], Merge::batch_entries)
+        self.readable().map_or(&[], Session::batch_entries)
     }
 
     fn take_bytes_read(&mut self) -> u64 {
         if self.internal.is_some() {
             return 0;
         }
-        self.session.as_mut().map_or(0, Merge::take_bytes_read)
+        self.session.as_mut().map_or(0, Session::take_bytes_read)
     }
 
     fn summary(&self) -> SubcompactionSummary {
-        let s = self.readable().map(Merge::summary).unwrap_or_default();
+        let s = self.readable().map(Session::summary).unwrap_or_default();
         SubcompactionSummary {
             backend: s.backend.to_owned(),
             io_uring_fallback_reason: s.fallback_reason.unwrap_or_default(),

@@ -7,11 +7,11 @@
 //! advanced its input (the same contract a block iterator gives when it crosses a block).
 
 use crate::error::{Error, Result};
-use crate::merge::bpf::session::BpfMerge;
+use crate::merge::bpf::session::BpfBatcher;
 use crate::merge::bpf::{self, Selection};
 use crate::merge::cursor::Bounds;
 use crate::merge::held::release_point;
-use crate::merge::{Merger, LINEAR_MAX};
+use crate::merge::{RunMerger, LINEAR_MAX};
 use crate::reader::{
     Backend, FaultSpec, Memory, ReadAccounting, ReadThrottle, Reader, ReaderConfig, ReaderStats,
 };
@@ -30,7 +30,7 @@ pub const NATIVE_DEPTH_PER_RUN: usize = 3;
 
 /// Which merge the session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MergeChoice {
+pub enum MergeEngine {
     Native,
     /// The BPF program when it can be loaded (else native, with the reason in the summary);
     /// the selection is chosen by run count unless forced.
@@ -44,7 +44,7 @@ pub struct CompactionSpec {
     pub direct: bool,
     pub memory_budget: usize,
     pub backend: Backend,
-    pub merge: MergeChoice,
+    pub merge: MergeEngine,
     /// The DB's read rate limit (`rate_limiter` limiting reads); None reads unthrottled.
     pub throttle: Option<ReadThrottle>,
     /// RocksDB's accounting of file reads (statistics, listeners); None accounts nothing.
@@ -176,8 +176,8 @@ pub struct Summary {
 }
 
 /// The native merge with its double-buffered batches.
-struct NativeMerge {
-    merger: Merger,
+struct NativeBatcher {
+    merger: RunMerger,
     batches: [Batch; 2],
     current: usize,
     done: bool,
@@ -186,7 +186,7 @@ struct NativeMerge {
     generation: u64,
 }
 
-impl NativeMerge {
+impl NativeBatcher {
     /// Starts the next batch; `consumer`: the batch a consumer on another thread asked for last
     /// (merge-ahead), None in line (see merge/held.rs).
     fn begin(&mut self, reader: &mut Reader, consumer: Option<u64>) {
@@ -228,9 +228,10 @@ impl NativeMerge {
     }
 }
 
-enum Engine {
-    Native(NativeMerge),
-    Bpf(BpfMerge),
+/// What fills the batches: the native merge, or the BPF program.
+enum Batcher {
+    Native(NativeBatcher),
+    Bpf(BpfBatcher),
 }
 
 /// What either merge has done so far.
@@ -240,10 +241,10 @@ struct Counts {
     entries: u64,
 }
 
-impl Engine {
+impl Batcher {
     fn counts(&self) -> Counts {
         match self {
-            Engine::Native(n) => {
+            Batcher::Native(n) => {
                 let (blocks, compressed_blocks) =
                     n.merger.cursors().iter().fold((0, 0), |(b, c), cur| {
                         (
@@ -257,7 +258,7 @@ impl Engine {
                     entries: n.entries,
                 }
             }
-            Engine::Bpf(b) => Counts {
+            Batcher::Bpf(b) => Counts {
                 blocks: b.blocks as usize,
                 compressed_blocks: b.compressed_blocks as usize,
                 entries: b.entries(),
@@ -266,9 +267,9 @@ impl Engine {
     }
 }
 
-pub struct MergeSession {
-    // Field order is drop order: the engine's chunks go back before the reader closes.
-    engine: Engine,
+pub struct CompactionSession {
+    // Field order is drop order: the batcher's chunks go back before the reader closes.
+    batcher: Batcher,
     reader: Reader,
     map: SstMap,
     bounds: Bounds,
@@ -277,17 +278,17 @@ pub struct MergeSession {
     bpf_unavailable: Option<String>,
 }
 
-impl MergeSession {
+impl CompactionSession {
     /// Plans the reads, starts them, and positions every run on its first entry. Everything that
     /// can make the accelerated path refuse a compaction happens here, before any output exists.
-    pub fn open(spec: CompactionSpec) -> Result<MergeSession> {
+    pub fn open(spec: CompactionSpec) -> Result<CompactionSession> {
         let t0 = Instant::now();
         let nruns = spec.runs.len().max(1);
         // The BPF merge needs its program loaded (once per process); without it, merge natively
         // and say why.
         let (bpf_engine, bpf_unavailable) = match spec.merge {
-            MergeChoice::Native => (None, None),
-            MergeChoice::Bpf(sel) => match bpf::engine() {
+            MergeEngine::Native => (None, None),
+            MergeEngine::Bpf(sel) => match bpf::engine() {
                 Ok(e) => (Some((e, sel)), None),
                 Err(why) => (None, Some(why.to_owned())),
             },
@@ -313,17 +314,17 @@ impl MergeSession {
             fault: spec.read_faults,
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
-        let engine = match bpf_engine {
+        let batcher = match bpf_engine {
             Some((e, sel)) => {
                 let sel = sel.unwrap_or(if map.runs.len() <= LINEAR_MAX {
                     Selection::Linear
                 } else {
                     Selection::Heap
                 });
-                Engine::Bpf(BpfMerge::new(e, sel, &map, &mut reader, &spec.bounds)?)
+                Batcher::Bpf(BpfBatcher::new(e, sel, &map, &mut reader, &spec.bounds)?)
             }
-            None => Engine::Native(NativeMerge {
-                merger: Merger::new(&map, &mut reader, &spec.bounds)?,
+            None => Batcher::Native(NativeBatcher {
+                merger: RunMerger::new(&map, &mut reader, &spec.bounds)?,
                 batches: [Batch::default(), Batch::default()],
                 current: 0,
                 done: false,
@@ -331,8 +332,8 @@ impl MergeSession {
                 generation: 0,
             }),
         };
-        Ok(MergeSession {
-            engine,
+        Ok(CompactionSession {
+            batcher,
             reader,
             map,
             bounds: spec.bounds,
@@ -346,9 +347,9 @@ impl MergeSession {
     /// readable until the call after this one.
     pub fn next_batch(&mut self) -> Result<bool> {
         let t0 = Instant::now();
-        let more = match &mut self.engine {
-            Engine::Native(n) => n.next_batch(&self.map, &mut self.reader, &self.bounds),
-            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, None),
+        let more = match &mut self.batcher {
+            Batcher::Native(n) => n.next_batch(&self.map, &mut self.reader, &self.bounds),
+            Batcher::Bpf(b) => b.next_batch(&self.map, &mut self.reader, None),
         };
         self.busy += t0.elapsed();
         more
@@ -362,16 +363,16 @@ impl MergeSession {
     /// `out` empty) once the stream is exhausted.
     pub fn next_batch_into(&mut self, out: &mut Batch, consumer_asked: u64) -> Result<bool> {
         let t0 = Instant::now();
-        let more = match &mut self.engine {
-            Engine::Native(n) => {
+        let more = match &mut self.batcher {
+            Batcher::Native(n) => {
                 n.begin(&mut self.reader, Some(consumer_asked));
                 n.fill(out, &self.map, &mut self.reader, &self.bounds)
             }
-            Engine::Bpf(b) => b.next_batch(&self.map, &mut self.reader, Some(consumer_asked)),
+            Batcher::Bpf(b) => b.next_batch(&self.map, &mut self.reader, Some(consumer_asked)),
         };
         self.busy += t0.elapsed();
         let more = more?;
-        if let Engine::Bpf(_) = self.engine {
+        if let Batcher::Bpf(_) = self.batcher {
             out.clear();
             for i in 0..self.batch_entries().len() {
                 let (key, value) = self.batch_entry(i);
@@ -384,17 +385,17 @@ impl MergeSession {
 
     /// The current batch's key bytes (and, for the native merge, its values).
     pub fn batch_data(&self) -> &[u8] {
-        match &self.engine {
-            Engine::Native(n) => &n.batches[n.current].data,
-            Engine::Bpf(b) => b.batch_data(),
+        match &self.batcher {
+            Batcher::Native(n) => &n.batches[n.current].data,
+            Batcher::Bpf(b) => b.batch_data(),
         }
     }
 
     /// The current batch's entries (see [`BatchEntry`]).
     pub fn batch_entries(&self) -> &[BatchEntry] {
-        match &self.engine {
-            Engine::Native(n) => &n.batches[n.current].entries,
-            Engine::Bpf(b) => b.batch_entries(),
+        match &self.batcher {
+            Batcher::Native(n) => &n.batches[n.current].entries,
+            Batcher::Bpf(b) => b.batch_entries(),
         }
     }
 
@@ -420,7 +421,7 @@ impl MergeSession {
         let reader = self.reader.stats();
         let wait = Duration::from_nanos(reader.wait_ns);
         let throttle_wait = Duration::from_nanos(reader.throttle_wait_ns);
-        let counts = self.engine.counts();
+        let counts = self.batcher.counts();
         Summary {
             backend: self.reader.backend_name(),
             fallback_reason: self.reader.fallback_reason().map(str::to_owned),
@@ -433,17 +434,17 @@ impl MergeSession {
             wait,
             // Neither waiting for reads nor for the read rate limit is merging.
             merge: self.busy.saturating_sub(wait).saturating_sub(throttle_wait),
-            merge_engine: match &self.engine {
-                Engine::Native(_) => "native",
-                Engine::Bpf(b) => match b.selection() {
+            merge_engine: match &self.batcher {
+                Batcher::Native(_) => "native",
+                Batcher::Bpf(b) => match b.selection() {
                     Selection::Linear => "bpf-linear",
                     Selection::Heap => "bpf-heap",
                 },
             },
             bpf_unavailable: self.bpf_unavailable.clone(),
-            bpf_calls: match &self.engine {
-                Engine::Native(_) => 0,
-                Engine::Bpf(b) => b.calls,
+            bpf_calls: match &self.batcher {
+                Batcher::Native(_) => 0,
+                Batcher::Bpf(b) => b.calls,
             },
             ..Summary::default()
         }

@@ -34,7 +34,7 @@ fn cursor_cmp(a: &RunCursor, ai: usize, b: &RunCursor, bi: usize) -> Ordering {
 /// entries while staying small next to the read buffers. Both merges fill batches to it.
 pub const BATCH_BYTES: usize = 1 << 20;
 
-pub struct Merger {
+pub struct RunMerger {
     cursors: Vec<RunCursor>,
     /// Min-heap of cursor indices (heap mode only).
     heap: Vec<usize>,
@@ -43,9 +43,9 @@ pub struct Merger {
     current: Option<usize>,
 }
 
-impl Merger {
+impl RunMerger {
     /// Positions every run on its first entry in bounds.
-    pub fn new(map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<Merger> {
+    pub fn new(map: &SstMap, reader: &mut Reader, bounds: &Bounds) -> Result<RunMerger> {
         let mut cursors = Vec::with_capacity(map.runs.len());
         for run in 0..map.runs.len() {
             let mut c = RunCursor::new(run);
@@ -53,7 +53,7 @@ impl Merger {
             cursors.push(c);
         }
         let linear = cursors.len() <= LINEAR_MAX;
-        let mut m = Merger {
+        let mut m = RunMerger {
             cursors,
             heap: Vec::new(),
             linear,

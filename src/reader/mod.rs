@@ -74,7 +74,7 @@ pub struct ChunkPlan {
 pub enum Backend {
     /// io_uring when the kernel allows it, pread otherwise.
     Auto,
-    /// Always pread (`RINGMERGE_IO=pread`, read by the bridge).
+    /// Always pread (`RINGMERGE_IO=pread`, read by config.rs).
     Pread,
 }
 
@@ -82,7 +82,7 @@ pub enum Backend {
 /// included) is announced with its length before it is submitted, and the call blocks until
 /// those bytes may be read. RocksDB's `RandomAccessFileReader` passes compaction reads through
 /// the DB's `rate_limiter` the same way (`RequestToken`, `OpType::kRead`, the compaction's
-/// `rate_limiter_priority`); the bridge's `request_read` is that call.
+/// `rate_limiter_priority`); the contract's `request_read` is that call.
 #[derive(Clone)]
 pub struct ReadThrottle(Arc<dyn Fn(u64) + Send + Sync>);
 
@@ -122,7 +122,7 @@ pub struct ReadDone {
     pub errno: Option<i32>,
 }
 
-/// Where finished reads are reported ([`ReadDone`]); the bridge's `account_read` is RocksDB's
+/// Where finished reads are reported ([`ReadDone`]); the contract's `account_read` is RocksDB's
 /// read accounting. Called on the thread that reads, right after each read completes.
 #[derive(Clone)]
 pub struct ReadAccounting(Arc<dyn Fn(&ReadDone) + Send + Sync>);

@@ -18,7 +18,7 @@
 //! compaction.
 //!
 //! **Bound.** The pool keeps at most [`cap`] bytes per thread ([`POOL_CAP`], 64 MiB, unless the
-//! process set another with [`set_cap`]: `RINGMERGE_POOL_CAP`, read by the bridge); giving back
+//! process set another with [`set_cap`]: `RINGMERGE_POOL_CAP`, read by config.rs); giving back
 //! a buffer that does not fit evicts the oldest pooled buffers first (sizes drift, so the newest
 //! classes are the likeliest to be asked for again), and a buffer larger than the cap is freed.
 //! A thread therefore holds at most the cap in idle bytes plus the budgets of its live Readers,

@@ -130,7 +130,7 @@ pub(super) fn lay_out_slots(
 /// The backend for a Reader with `nslots` buffers, and why io_uring was not used when it could
 /// not be. The other arguments are `ReaderConfig`'s.
 ///
-/// `RINGMERGE_IO=pread` reaches here as `Backend::Pread` (the bridge reads it): the reader
+/// `RINGMERGE_IO=pread` reaches here as `Backend::Pread` (config.rs reads it): the reader
 /// itself reads no environment, so `Backend::Auto` always tries io_uring.
 pub(super) fn choose_engine(
     backend: Backend,

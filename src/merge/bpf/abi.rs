@@ -105,7 +105,7 @@ pub fn corrupt_detail(code: u32) -> &'static str {
 const _: () = assert!(std::mem::size_of::<Block>() == 16);
 const _: () = assert!(std::mem::size_of::<Run>() == 104);
 const _: () = assert!(std::mem::size_of::<Session>() == 136);
-// The program writes `struct rm_out_entry`, which C++ reads as the bridge's BatchEntry.
+// The program writes `struct rm_out_entry`, which C++ reads as the contract's BatchEntry.
 const _: () = assert!(std::mem::size_of::<crate::contract::BatchEntry>() == 24);
 const _: () = assert!(std::mem::align_of::<crate::contract::BatchEntry>() == 8);
 const _: () = assert!(std::mem::size_of::<Args>() == 16);
@@ -178,7 +178,7 @@ assert_offsets!(Session {
     batch_bytes: 128,
     init_next: 132,
 });
-// struct rm_out_entry, which the program writes and C++ reads as the bridge's BatchEntry.
+// struct rm_out_entry, which the program writes and C++ reads as the contract's BatchEntry.
 assert_offsets!(crate::contract::BatchEntry {
     key_offset: 0,
     key_len: 4,

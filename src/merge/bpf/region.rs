@@ -3,7 +3,7 @@
 //!
 //! Rust and the program share these regions, so a Rust reference into one must never be alive
 //! while the program runs. That holds by construction: the program only runs inside
-//! `BpfMerge::run_program` (session.rs), which takes the session by `&mut self`; every region the
+//! `BpfBatcher::run_program` (session.rs), which takes the session by `&mut self`; every region the
 //! program writes is an [`ArenaBox`] that session owns, and a reference into a region borrows
 //! its box. So the borrow checker keeps references and program runs apart, and
 //! [`ArenaBox::slice`] / [`ArenaBox::slice_mut`] can be safe.
@@ -32,7 +32,7 @@ unsafe impl Plain for abi::Block {}
 unsafe impl Plain for abi::Run {}
 // SAFETY: #[repr(C)] of u64 and u32 fields only (rm_session); alignment 8.
 unsafe impl Plain for abi::Session {}
-// SAFETY: the bridge's shared struct, #[repr(C)] of u32 and u64 fields only (the layout of
+// SAFETY: the contract's shared struct, #[repr(C)] of u32 and u64 fields only (the layout of
 // rm_out_entry, asserted in abi.rs); alignment 8.
 unsafe impl Plain for BatchEntry {}
 

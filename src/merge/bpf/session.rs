@@ -60,7 +60,7 @@ struct OutBuf {
     count: usize,
 }
 
-pub struct BpfMerge {
+pub struct BpfBatcher {
     engine: &'static BpfEngine,
     selection: Selection,
     session: ArenaBox,
@@ -81,7 +81,7 @@ pub struct BpfMerge {
     pub calls: u64,
 }
 
-impl BpfMerge {
+impl BpfBatcher {
     /// Sets up the arena state for `map`'s runs and gives each run its first chunk.
     pub fn new(
         engine: &'static BpfEngine,
@@ -89,7 +89,7 @@ impl BpfMerge {
         map: &SstMap,
         reader: &mut Reader,
         bounds: &Bounds,
-    ) -> Result<BpfMerge> {
+    ) -> Result<BpfBatcher> {
         let arena = engine.arena();
         let nruns = map.runs.len();
         let session = ArenaBox::new(arena, std::mem::size_of::<abi::Session>())?;
@@ -118,7 +118,7 @@ impl BpfMerge {
             });
         }
         let out = [OutBuf::new(arena)?, OutBuf::new(arena)?];
-        let mut m = BpfMerge {
+        let mut m = BpfBatcher {
             engine,
             selection,
             session,

@@ -5,13 +5,13 @@
 //! one exception: the tests that need the program then record why they did not run.
 
 use super::{engine, Selection};
-use crate::ahead::{Failure, Merge, MergeAhead};
+use crate::ahead::{CompanionSession, Failure, Session};
 use crate::block::checksum::ChecksumType;
 use crate::block::compression::ctype;
 use crate::block::compression::testutil::compress;
 use crate::block::testutil::{add_trailer, ikey, BlockBuilder, Rng};
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSpec, MergeChoice, MergeSession};
+use crate::compaction::{CompactionSession, CompactionSpec, MergeEngine};
 use crate::merge::cursor::Bounds;
 use crate::reader::Backend;
 use crate::sst_map::{InputFile, SortedRun};
@@ -139,7 +139,7 @@ struct Drained {
     copied: usize,
 }
 
-fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize) -> Drained {
+fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeEngine, budget: usize) -> Drained {
     drain_with(runs, bounds, merge, budget, false)
 }
 
@@ -148,7 +148,7 @@ fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeChoice, budget: usize)
 fn spec_for(
     runs: &[SortedRun],
     bounds: &Bounds,
-    merge: MergeChoice,
+    merge: MergeEngine,
     budget: usize,
 ) -> CompactionSpec {
     CompactionSpec {
@@ -167,8 +167,8 @@ fn spec_for(
 }
 
 /// `spec` opened on this thread's companion, which must be there.
-fn open_ahead(spec: CompactionSpec) -> MergeAhead {
-    match MergeAhead::open(spec, ThreadAttrs::current()) {
+fn open_ahead(spec: CompactionSpec) -> CompanionSession {
+    match CompanionSession::open(spec, ThreadAttrs::current()) {
         Ok(opened) => opened.expect("open"),
         Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
     }
@@ -177,12 +177,12 @@ fn open_ahead(spec: CompactionSpec) -> MergeAhead {
 fn drain_with(
     runs: &[SortedRun],
     bounds: &Bounds,
-    merge: MergeChoice,
+    merge: MergeEngine,
     budget: usize,
     ahead: bool,
 ) -> Drained {
     let spec = spec_for(runs, bounds, merge, budget);
-    let (opened, unavailable) = Merge::open(spec, ahead);
+    let (opened, unavailable) = Session::open(spec, ahead);
     assert!(
         unavailable.is_none(),
         "no merge-ahead thread: {unavailable:?}"
@@ -267,14 +267,14 @@ fn check_with_budget(
 /// `check` on given runs.
 fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize) {
     let k = runs.len();
-    let native = drain(runs, bounds, MergeChoice::Native, budget);
+    let native = drain(runs, bounds, MergeEngine::Native, budget);
     assert!(!native.entries.is_empty());
     // Both merges pin values unless a run cannot hold another chunk; `drain` checked that the
     // previous batch's values survived every batch.
     assert!(native.pinned > 0, "k={k}: the native merge pinned no value");
     let (mut pinned, mut copied) = (0, 0);
     for sel in [Selection::Linear, Selection::Heap] {
-        let bpf = drain(runs, bounds, MergeChoice::Bpf(Some(sel)), budget);
+        let bpf = drain(runs, bounds, MergeEngine::Bpf(Some(sel)), budget);
         assert!(bpf.engine.starts_with("bpf"), "{}", bpf.engine);
         assert_eq!(bpf.entries.len(), native.entries.len(), "{sel:?} k={k}");
         for (i, (a, b)) in bpf.entries.iter().zip(&native.entries).enumerate() {
@@ -287,7 +287,7 @@ fn compare(runs: &[SortedRun], bounds: &Bounds, budget: usize) -> (usize, usize)
     }
     // Merge-ahead: the same stream from the companion thread (`drain` checked the previous
     // batch after every batch); both merges still pin values.
-    for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
+    for merge in [MergeEngine::Native, MergeEngine::Bpf(None)] {
         let ahead = drain_with(runs, bounds, merge, budget, true);
         assert_eq!(
             ahead.entries.len(),
@@ -405,7 +405,7 @@ fn positioning_resumes_where_it_stopped() {
     compare(&runs, &Bounds::default(), 1 << 20);
     // And the native merge (compare's reference) loses nothing either: 1500 + 500 + 501 keys
     // from the start bound on, 2000 + 3500 + 501 in all.
-    let count = |b: &Bounds| drain(&runs, b, MergeChoice::Native, 1 << 20).entries.len();
+    let count = |b: &Bounds| drain(&runs, b, MergeEngine::Native, 1 << 20).entries.len();
     assert_eq!(count(&start), 2501);
     assert_eq!(count(&Bounds::default()), 6001);
 }
@@ -450,8 +450,8 @@ fn native_merge_of_partly_compressed_runs() {
                 }
             })
             .collect();
-        let want = drain(&plain, &Bounds::default(), MergeChoice::Native, 1 << 20);
-        let got = drain(&packed, &Bounds::default(), MergeChoice::Native, 1 << 20);
+        let want = drain(&plain, &Bounds::default(), MergeEngine::Native, 1 << 20);
+        let got = drain(&packed, &Bounds::default(), MergeEngine::Native, 1 << 20);
         assert_eq!(got.entries.len(), want.entries.len());
         assert!(got.entries == want.entries, "codec {codec}: streams differ");
         assert!(
@@ -544,9 +544,9 @@ fn merge_throughput_by_inputs() {
         let per_run = (total_mib << 20) / record / k;
         let runs = fixed_runs(dir.path(), k, per_run, record - 16);
         let variants = [
-            ("native", MergeChoice::Native),
-            ("bpf-linear", MergeChoice::Bpf(Some(Selection::Linear))),
-            ("bpf-heap", MergeChoice::Bpf(Some(Selection::Heap))),
+            ("native", MergeEngine::Native),
+            ("bpf-linear", MergeEngine::Bpf(Some(Selection::Linear))),
+            ("bpf-heap", MergeEngine::Bpf(Some(Selection::Heap))),
         ];
         let mut times: Vec<Vec<(f64, f64, usize)>> = vec![Vec::new(); variants.len()];
         // Interleaved reps; the first pass also warms the page cache and the arena.
@@ -554,7 +554,7 @@ fn merge_throughput_by_inputs() {
             for (vi, (_, choice)) in variants.iter().enumerate() {
                 let spec = spec_for(&runs, &Bounds::default(), *choice, 64 << 20);
                 let t0 = Instant::now();
-                let mut s = MergeSession::open(spec).unwrap();
+                let mut s = CompactionSession::open(spec).unwrap();
                 let mut bytes = 0;
                 while s.next_batch().unwrap() {
                     bytes += s
@@ -650,9 +650,9 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 compression_dict: Vec::new(),
             }],
         }];
-        for merge in [MergeChoice::Native, MergeChoice::Bpf(None)] {
+        for merge in [MergeEngine::Native, MergeEngine::Bpf(None)] {
             let spec = spec_for(&runs, &Bounds::default(), merge, 8 << 20);
-            let outcome = MergeSession::open(spec.clone()).and_then(|mut s| {
+            let outcome = CompactionSession::open(spec.clone()).and_then(|mut s| {
                 while s.next_batch()? {}
                 Ok(())
             });
@@ -661,7 +661,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 other => panic!("{name} {merge:?}: expected Corruption, got {other:?}"),
             }
             // The same error through merge-ahead, from the companion thread.
-            let outcome = match MergeAhead::open(spec, ThreadAttrs::current()) {
+            let outcome = match CompanionSession::open(spec, ThreadAttrs::current()) {
                 Err(unserved) => panic!("no merge-ahead thread: {}", unserved.1),
                 Ok(opened) => opened.and_then(|mut a| {
                     while a.next_batch()? {}
@@ -708,9 +708,9 @@ fn private_engine_loads_and_tears_down() {
 fn merge_ahead_stops_early_and_serves_overlapping_merges() {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let runs = make_runs(dir.path(), 4, 4000, 400, 11);
-    let spec = || spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
+    let spec = || spec_for(&runs, &Bounds::default(), MergeEngine::Native, 8 << 20);
     let open = open_ahead;
-    let want = drain(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20).entries;
+    let want = drain(&runs, &Bounds::default(), MergeEngine::Native, 8 << 20).entries;
     for _ in 0..3 {
         let mut first = open(spec());
         assert!(first.next_batch().expect("batch"));
@@ -745,7 +745,7 @@ fn merge_ahead_companion_takes_the_compaction_threads_priority() {
     // A thread of its own plays the compaction thread, so its companion is new and the test's
     // attribute changes stay on it.
     std::thread::spawn(move || {
-        let spec = || spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
+        let spec = || spec_for(&runs, &Bounds::default(), MergeEngine::Native, 8 << 20);
         let start = ThreadAttrs::current();
         let cpus = start.cpus.clone().expect("affinity");
         // RocksDB's CpuPriority::kLow and IOPRIO_CLASS_IDLE, pinned to the last CPU; then
@@ -790,10 +790,10 @@ fn merge_ahead_is_not_used_on_a_single_cpu() {
         let cpu = one.cpus.as_ref().expect("affinity")[0];
         one.cpus = Some(vec![cpu]);
         assert!(one.apply().is_empty());
-        let spec = spec_for(&runs, &Bounds::default(), MergeChoice::Native, 8 << 20);
-        let (opened, why) = Merge::open(spec, true);
+        let spec = spec_for(&runs, &Bounds::default(), MergeEngine::Native, 8 << 20);
+        let (opened, why) = Session::open(spec, true);
         let mut m = opened.expect("open");
-        assert!(matches!(m, Merge::Inline(_)), "merged ahead on one CPU");
+        assert!(matches!(m, Session::Inline(_)), "merged ahead on one CPU");
         let why = why.expect("a reason for the LOG line");
         assert!(why.contains("one CPU only"), "{why}");
         assert!(m.next_batch().expect("batch"));
