@@ -41,8 +41,7 @@ pub enum IoPriority {
     Inherit,
 }
 
-/// Default bound on read buffers per compaction.
-pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+pub use crate::reader::DEFAULT_MEMORY_BUDGET;
 /// Output writes queued behind the table builder: eight of RocksDB's default 1 MiB write buffers
 /// (`writable_file_max_buffer_size`), enough to keep a disk busy while the merge runs.
 pub const DEFAULT_WRITE_BEHIND: u64 = 8 << 20;

@@ -139,6 +139,9 @@ impl fmt::Debug for ReadAccounting {
     }
 }
 
+/// Default bound on one Reader's buffers (and so on one compaction's read memory).
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+
 /// Reader settings.
 #[derive(Clone, Debug)]
 pub struct ReaderConfig {
@@ -173,7 +176,7 @@ impl Default for ReaderConfig {
     /// ([`FaultSpec::parse`]).
     fn default() -> Self {
         ReaderConfig {
-            memory_budget: 64 << 20,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             depth_per_stream: 2,
             backend: Backend::Auto,
             fault: None,
