@@ -12,7 +12,7 @@
 //
 // Plain C++ on purpose, like ringmerge_read_throttle.h: the cxx bridge
 // compiles against this header without RocksDB's; the implementation is in
-// ringmerge_compaction_input.cc.
+// ringmerge_read_hooks.cc.
 #pragma once
 
 #include <cstddef>

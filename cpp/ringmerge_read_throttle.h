@@ -9,7 +9,7 @@
 //
 // Plain C++ on purpose: the cxx bridge compiles against this header without
 // RocksDB's; the implementation over RateLimiter is in
-// ringmerge_compaction_input.cc.
+// ringmerge_read_hooks.cc.
 #pragma once
 
 #include <cstdint>

@@ -51,7 +51,8 @@ else
   # cxx-generated header from target/cxxbridge/.
   log "building the ringmerge static library (cargo build --release)"
   (cd "$here" && cargo build --release --quiet)
-  # Keyed by the patch alone: build flags reach an existing tree through cmake re-configure.
+  # Keyed by the patch alone: build flags reach an existing tree through cmake re-configure, and
+  # so does the list of glue files (the patch's CMakeLists globs cpp/*.cc at each build).
   key=$(cat "$here"/rocksdb-patch/*.patch | sha256sum | cut -c1-16)
   out="$here/target/rocksdb/bin"
   targets=(db_bench sst_dump ldb ringmerge_driver)
