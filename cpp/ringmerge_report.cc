@@ -81,9 +81,9 @@ SubcompactionReport::SubcompactionReport(std::shared_ptr<Logger> info_log,
 
 void SubcompactionReport::Fallback(const std::string& reason) const {
   ROCKS_LOG_RINGMERGE(InfoLogLevel::INFO_LEVEL, info_log_,
-                "[%s] [JOB %d] ringmerge: fallback subcompaction %" PRIu32
-                ": %s",
-                cf_name_.c_str(), job_id_, sub_job_id_, reason.c_str());
+                      "[%s] [JOB %d] ringmerge: fallback subcompaction %" PRIu32
+                      ": %s",
+                      cf_name_.c_str(), job_id_, sub_job_id_, reason.c_str());
   if (job_stats_ != nullptr) {
     job_stats_->AddFallback(reason);
   }
@@ -94,10 +94,10 @@ void SubcompactionReport::Accelerated(
     const Status& status) const {
   const std::string figures(ringmerge::summary_log_line(summary));
   ROCKS_LOG_RINGMERGE(InfoLogLevel::INFO_LEVEL, info_log_,
-                "[%s] [JOB %d] ringmerge: accelerated subcompaction %" PRIu32
-                ": %s status=%s",
-                cf_name_.c_str(), job_id_, sub_job_id_, figures.c_str(),
-                status.ToString().c_str());
+                      "[%s] [JOB %d] ringmerge: accelerated subcompaction "
+                      "%" PRIu32 ": %s status=%s",
+                      cf_name_.c_str(), job_id_, sub_job_id_, figures.c_str(),
+                      status.ToString().c_str());
   if (job_stats_ != nullptr) {
     job_stats_->AddAccelerated(summary);
   }
@@ -110,16 +110,16 @@ void SubcompactionReport::WarnOncePerProcess(
     static std::once_flag once;
     std::call_once(once, [&] {
       ROCKS_LOG_RINGMERGE(InfoLogLevel::WARN_LEVEL, info_log_,
-                    "ringmerge: RINGMERGE_MODE=bpf but the BPF merge is "
-                    "unavailable, merging natively: %s",
-                    std::string(opened.bpf_unavailable).c_str());
+                          "ringmerge: RINGMERGE_MODE=bpf but the BPF merge is "
+                          "unavailable, merging natively: %s",
+                          std::string(opened.bpf_unavailable).c_str());
     });
   }
   if (!settings.warning.empty()) {
     static std::once_flag once;
     std::call_once(once, [&] {
       ROCKS_LOG_RINGMERGE(InfoLogLevel::WARN_LEVEL, info_log_, "ringmerge: %s",
-                    std::string(settings.warning).c_str());
+                          std::string(settings.warning).c_str());
     });
   }
 }
