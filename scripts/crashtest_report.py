@@ -182,21 +182,10 @@ def stress_command_lines(text):
     return [ln for ln in text.splitlines() if ln.startswith("Running db_stress with pid=")]
 
 
-def input_coverage(path):
+def input_coverage(o):
     """Accelerated subcompactions whose inputs had compressed blocks / dictionaries / range
-    deletion files, from the outcome lines' summary fields."""
-    cov = {k: 0 for k in INPUT_FIELDS}
-    if not os.path.exists(path):
-        return cov
-    with open(path, errors="replace") as f:
-        for line in f:
-            if not line.startswith("accelerated "):
-                continue
-            for k, field in INPUT_FIELDS.items():
-                m = re.search(r" " + field + r"=(\d+)", line)
-                if m and int(m.group(1)) > 0:
-                    cov[k] += 1
-    return cov
+    deletion files, from the outcome lines' summary fields (an outcomes.Outcomes)."""
+    return {k: o.nonzero[field] for k, field in INPUT_FIELDS.items()}
 
 
 def report(out):
@@ -236,7 +225,7 @@ def report(out):
             if bad:
                 problems.append(f"{what}: --{want} missing from {len(bad)} of {len(cmds)} "
                                 "db_stress command lines (db_crashtest.py rewrote it)")
-        cov = input_coverage(outcome_path)
+        cov = input_coverage(o)
         share_min = None
         if mode in outcomes.ACCELERATING_MODES:
             if o.missing:

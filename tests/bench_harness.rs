@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::root;
+use common::{parse_outcomes, root};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -94,6 +94,7 @@ fn ops_per_sec(out: &str, bench: &str) -> u64 {
 /// What a run's LOG says ringmerge did.
 #[derive(Debug, Default)]
 struct LogOutcome {
+    /// Lines that mention ringmerge at all (its outcomes, warnings and event fields).
     lines: usize,
     accelerated_ok: usize,
     fallback: usize,
@@ -103,18 +104,20 @@ struct LogOutcome {
 }
 
 fn log_outcome(log: &str) -> LogOutcome {
-    let mut o = LogOutcome::default();
-    for l in log.lines().filter(|l| l.contains("ringmerge")) {
-        o.lines += 1;
-        if l.contains("ringmerge: accelerated") && l.contains("status=OK") {
-            o.accelerated_ok += 1;
-            o.io_uring += l.contains(" backend=io_uring ") as usize;
-            o.bpf_merges += l.contains(" merge=bpf-") as usize;
+    let mut lg = LogOutcome {
+        lines: log.lines().filter(|l| l.contains("ringmerge")).count(),
+        ..LogOutcome::default()
+    };
+    for o in parse_outcomes(log) {
+        if o.ok() {
+            lg.accelerated_ok += 1;
+            lg.io_uring += (o.field("backend") == Some("io_uring")) as usize;
+            lg.bpf_merges += o.field("merge").is_some_and(|m| m.starts_with("bpf-")) as usize;
         }
-        o.fallback += l.contains("ringmerge: fallback") as usize;
-        o.bpf_unavailable += l.contains("bpf_unavailable") as usize;
+        lg.fallback += !o.accelerated as usize;
+        lg.bpf_unavailable += o.field("bpf_unavailable").is_some() as usize;
     }
-    o
+    lg
 }
 
 /// The I/O mode a run folder's name (`NNN-...-<mode>-<variant>-rep<R>`) names.

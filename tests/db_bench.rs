@@ -1,7 +1,8 @@
-//! db_bench fillrandom in the paper's configuration (../shared/notes/stock-baseline.md: no WAL,
-//! no block cache, no compression, 64 MiB memtables x 2, one flush thread), scaled down to run in
-//! seconds, with automatic compactions on: every compaction RocksDB schedules must run through
-//! ringmerge (exactness itself is what tests/differential.rs proves).
+//! db_bench fillrandom in the paper's configuration (scripts/db_bench_paper.flags, which the
+//! benchmark scripts read too: no WAL, no block cache, no compression, 64 MiB memtables x 2, one
+//! flush thread), scaled down to run in seconds, with automatic compactions on: every compaction
+//! RocksDB schedules must run through ringmerge (exactness itself is what tests/differential.rs
+//! proves).
 
 use ringmerge::merge::bpf::kernel_allows_arena;
 use ringmerge::test_support::record_skip;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::root;
+use common::{db_bench_paper_flags, events, parse_outcomes, ringmerge_lines, root, Outcomes};
 
 fn db_bench() -> PathBuf {
     let p = root().join("target/rocksdb/bin/db_bench");
@@ -32,27 +33,18 @@ fn fillrandom(test: &str, mode: &str, direct: bool) -> Run {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let direct_flag = if direct { "1" } else { "0" };
+    // Small memtables and a low L0 trigger so a short run flushes and compacts often.
+    let flags = db_bench_paper_flags(&["--write_buffer_size=4194304"]);
     let out = Command::new(db_bench())
         .env("RINGMERGE_MODE", mode)
+        .args(&flags)
         .args([
             "--benchmarks=fillrandom,waitforcompaction,stats",
             "--num=120000",
-            "--seed=42",
-            "--key_size=16",
-            "--value_size=1024",
-            "--disable_wal=1",
-            "--cache_size=0",
-            "--compression_type=none",
-            // Small memtables and a low L0 trigger so a short run flushes and compacts often.
-            "--write_buffer_size=4194304",
-            "--max_write_buffer_number=2",
-            "--min_write_buffer_number_to_merge=1",
             "--level0_file_num_compaction_trigger=4",
             "--max_bytes_for_level_base=16777216",
             "--target_file_size_base=4194304",
-            "--max_background_flushes=1",
             "--max_background_compactions=2",
-            "--subcompactions=1",
             "--statistics=1",
         ])
         .arg(format!("--use_direct_reads={direct_flag}"))
@@ -76,27 +68,14 @@ fn check(direct: bool, mode: &str) {
     let native = fillrandom(mode, mode, direct);
     // A compaction still running when db_bench closes the DB ends with ShutdownInProgress, as
     // stock's would; every other accelerated subcompaction must have succeeded.
-    let accelerated_lines: Vec<_> = native
-        .log
-        .lines()
-        .filter(|l| l.contains("ringmerge: accelerated"))
-        .collect();
-    for l in &accelerated_lines {
-        assert!(
-            l.contains("status=OK") || l.contains("status=Shutdown in progress"),
-            "{l}"
-        );
+    let outcomes = parse_outcomes(&native.log);
+    let accelerated_lines = outcomes.accelerated();
+    for o in &accelerated_lines {
+        assert!(o.ok() || o.status_is("Shutdown in progress"), "{o:?}");
     }
-    let fallbacks: Vec<_> = native
-        .log
-        .lines()
-        .filter(|l| l.contains("ringmerge: fallback"))
-        .collect();
-    let compactions = native
-        .log
-        .lines()
-        .filter(|l| l.contains("\"event\": \"compaction_finished\""))
-        .count();
+    let fallbacks = outcomes.fallbacks();
+    let finished = events(&native.log, "compaction_finished");
+    let compactions = finished.len();
     assert!(
         compactions > 0,
         "the run compacted nothing:\n{}",
@@ -110,23 +89,28 @@ fn check(direct: bool, mode: &str) {
         accelerated_lines.len()
     );
     assert!(
-        native.log.contains("\"ringmerge_path\": \"accelerated\""),
+        finished
+            .iter()
+            .any(|e| e["ringmerge_path"] == "accelerated"),
         "compaction_finished events lack the ringmerge fields"
     );
     if mode == "bpf" {
         match kernel_allows_arena() {
             Ok(()) => {
-                for l in &accelerated_lines {
-                    assert!(l.contains("merge=bpf-"), "not merged in BPF: {l}");
+                for o in &accelerated_lines {
+                    assert!(
+                        o.field("merge").is_some_and(|m| m.starts_with("bpf-")),
+                        "not merged in BPF: {o:?}"
+                    );
                 }
             }
             // The kernel refuses BPF arenas (asked without ringmerge's loader): the run must
             // have merged natively, saying why, and the skip is recorded.
             Err(why) => {
-                for l in &accelerated_lines {
+                for o in &accelerated_lines {
                     assert!(
-                        l.contains(" merge=native ") && l.contains("bpf_unavailable=\""),
-                        "without BPF arenas the bpf mode must merge natively and say why: {l}"
+                        o.field("merge") == Some("native") && o.field("bpf_unavailable").is_some(),
+                        "without BPF arenas the bpf mode must merge natively and say why: {o:?}"
                     );
                 }
                 record_skip(
@@ -138,7 +122,7 @@ fn check(direct: bool, mode: &str) {
     }
     // The same workload under stock logs nothing of ringmerge.
     let stock = fillrandom(mode, "off", direct);
-    assert!(!stock.log.contains("ringmerge:"));
+    assert!(ringmerge_lines(&stock.log).is_empty());
 }
 
 #[test]

@@ -12,18 +12,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{driver, dump_difference, root, run_driver, Outcome};
+use common::{
+    driver, dump_difference, parse_outcomes, ringmerge_lines, root, run_driver, warnings,
+    DriverRun, Outcome, Outcomes,
+};
 
 /// A scratch directory under target/difftest.
 fn scratch(name: &str) -> PathBuf {
     common::scratch("difftest", name)
 }
 
-fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> Outcome {
+fn run_mode(dir: &Path, mode: &str, args: &[&str]) -> DriverRun {
     run_mode_with(dir, mode, args, Command::new(driver()))
 }
 
-fn run_mode_with(dir: &Path, mode: &str, args: &[&str], cmd: Command) -> Outcome {
+fn run_mode_with(dir: &Path, mode: &str, args: &[&str], cmd: Command) -> DriverRun {
     run_driver(cmd, dir, mode, mode, args)
 }
 
@@ -36,14 +39,10 @@ fn assert_same_dump(stock: &str, accel: &str, dir: &Path) {
     }
 }
 
-fn ringmerge_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| l.contains("ringmerge:")).collect()
-}
-
 /// The accelerated runs every scenario is compared with stock on: the native and the BPF merge on
 /// the merge-ahead companion thread (the default), and the native merge in line on the
 /// compaction thread (`RINGMERGE_MERGE_AHEAD=off`), each with its name.
-fn accelerated_runs(dir: &Path, args: &[&str]) -> [(&'static str, Outcome); 3] {
+fn accelerated_runs(dir: &Path, args: &[&str]) -> [(&'static str, DriverRun); 3] {
     let mut inline = Command::new(driver());
     inline.env("RINGMERGE_MERGE_AHEAD", "off");
     [
@@ -76,21 +75,28 @@ fn differential(name: &str, args: &[&str]) -> String {
     }
     assert_bpf_merged(name, &bpf.log);
     // On a single CPU merge-ahead is not used (the companion could only take turns with the
-    // compaction thread), and the LOG line says why.
+    // compaction thread), and the LOG line says why. (field, value or the start of it)
     let ahead = if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-        "merge_ahead=on"
+        ("merge_ahead", "on")
     } else {
-        "merge_ahead_unavailable=\"the compaction thread may run on one CPU only"
+        (
+            "merge_ahead_unavailable",
+            "the compaction thread may run on one CPU only",
+        )
     };
-    for (log, want) in [
+    for (log, (key, want)) in [
         (&native.log, ahead),
         (&bpf.log, ahead),
-        (&inline.log, "merge_ahead=off"),
+        (&inline.log, ("merge_ahead", "off")),
     ] {
-        for l in ringmerge_lines(log) {
-            if l.contains("ringmerge: accelerated") {
-                assert!(l.contains(want), "expected {want}: {l}");
-            }
+        for o in parse_outcomes(log).accelerated() {
+            let value = o.field(key).unwrap_or_default();
+            let found = if key == "merge_ahead" {
+                value == want
+            } else {
+                value.starts_with(want)
+            };
+            assert!(found, "expected {key}={want}: {o:?}");
         }
     }
     format!("{}{}{}", native.log, bpf.log, inline.log)
@@ -101,24 +107,23 @@ fn differential(name: &str, args: &[&str]) -> String {
 /// cannot run whatever ringmerge does: then the run must have merged natively, saying why, and
 /// the skip of the BPF part is recorded for scripts/test.sh's summary.
 fn assert_bpf_merged(test: &str, log: &str) {
-    let lines = ringmerge_lines(log);
-    let accelerated = lines
-        .iter()
-        .filter(|l| l.contains("ringmerge: accelerated"));
+    let outcomes = parse_outcomes(log);
+    let accelerated = outcomes.accelerated();
     match kernel_allows_arena() {
         Ok(()) => {
-            for l in accelerated {
+            for o in accelerated {
                 assert!(
-                    l.contains(" merge=bpf-") && !l.contains("bpf_unavailable"),
-                    "RINGMERGE_MODE=bpf did not merge in BPF: {l}"
+                    o.field("merge").is_some_and(|m| m.starts_with("bpf-"))
+                        && o.field("bpf_unavailable").is_none(),
+                    "RINGMERGE_MODE=bpf did not merge in BPF: {o:?}"
                 );
             }
         }
         Err(why) => {
-            for l in accelerated {
+            for o in accelerated {
                 assert!(
-                    l.contains(" merge=native ") && l.contains("bpf_unavailable=\""),
-                    "without BPF arenas the bpf mode must merge natively and say why: {l}"
+                    o.field("merge") == Some("native") && o.field("bpf_unavailable").is_some(),
+                    "without BPF arenas the bpf mode must merge natively and say why: {o:?}"
                 );
             }
             record_skip(
@@ -137,46 +142,45 @@ fn assert_accelerated(log: &str) {
 
 /// Every subcompaction was accelerated with the given reader backend (`io_uring` or `pread`).
 fn assert_accelerated_on(log: &str, backend: &str) {
-    let lines = ringmerge_lines(log);
+    let outcomes = parse_outcomes(log);
     assert!(
-        lines.iter().any(|l| l.contains("ringmerge: accelerated")),
-        "no accelerated compaction in LOG: {lines:?}"
+        !outcomes.accelerated().is_empty(),
+        "no accelerated compaction in LOG: {:?}",
+        ringmerge_lines(log)
     );
-    let fallbacks: Vec<_> = lines
-        .iter()
-        .filter(|l| l.contains("ringmerge: fallback"))
-        .collect();
+    let fallbacks = outcomes.fallbacks();
     assert!(fallbacks.is_empty(), "unexpected fallbacks: {fallbacks:?}");
-    for l in lines
-        .iter()
-        .filter(|l| l.contains("ringmerge: accelerated"))
-    {
-        assert!(
-            l.contains("status=OK"),
-            "accelerated compaction failed: {l}"
-        );
+    for o in outcomes.accelerated() {
+        assert!(o.ok(), "accelerated compaction failed: {o:?}");
         // ringmerge is the issue's tier 2: the merged stream feeds RocksDB's CompactionIterator.
-        assert!(l.contains(" tier=2 "), "the LOG line must name tier 2: {l}");
         assert!(
-            l.contains(&format!(" backend={backend} ")),
-            "expected the {backend} reader: {l}"
+            o.field("tier") == Some("2"),
+            "the LOG line must name tier 2: {o:?}"
+        );
+        assert!(
+            o.field("backend") == Some(backend),
+            "expected the {backend} reader: {o:?}"
         );
         // RINGMERGE_IO_PRIORITY=auto (the default; no test sets another): idle I/O class unless
         // RocksDB had writes delayed when the compaction started.
         assert!(
-            l.contains(" io_priority=idle") || l.contains(" io_priority=inherit(writes_delayed)"),
-            "the LOG line must name the I/O class: {l}"
+            matches!(
+                o.field("io_priority"),
+                Some("idle") | Some("inherit(writes_delayed)")
+            ),
+            "the LOG line must name the I/O class: {o:?}"
         );
     }
 }
 
 fn assert_fell_back(log: &str, reason: &str) {
-    let lines = ringmerge_lines(log);
     assert!(
-        lines
+        parse_outcomes(log)
+            .fallbacks()
             .iter()
-            .any(|l| l.contains("ringmerge: fallback") && l.contains(reason)),
-        "expected a fallback mentioning {reason:?}, LOG has: {lines:?}"
+            .any(|o| o.reason.as_deref().is_some_and(|r| r.contains(reason))),
+        "expected a fallback mentioning {reason:?}, LOG has: {:?}",
+        ringmerge_lines(log)
     );
 }
 
@@ -243,7 +247,7 @@ fn twenty_inputs_use_the_heap() {
         ],
     );
     assert_accelerated(&log);
-    assert!(log.contains("runs=21"), "expected a 21-run merge");
+    assert!(merged_runs(&log, 21), "expected a 21-run merge");
 }
 
 /// The BPF program's selection switches from the linear scan to the heap above 6 runs; 64 runs
@@ -263,10 +267,15 @@ fn six_seven_and_sixty_four_inputs() {
             ],
         );
         assert_accelerated(&log);
-        let runs = format!("runs={}", l0 + 1);
-        assert!(log.contains(&runs), "expected a {runs} merge");
+        let runs = l0 + 1;
+        assert!(merged_runs(&log, runs), "expected a runs={runs} merge");
         if kernel_allows_arena().is_ok() {
-            assert!(log.contains(sel), "expected {sel} for {runs}");
+            assert!(
+                parse_outcomes(&log)
+                    .iter()
+                    .any(|o| o.field("merge") == Some(sel)),
+                "expected {sel} for runs={runs}"
+            );
         }
     }
 }
@@ -310,7 +319,7 @@ fn subcompactions() {
     );
     assert_accelerated(&log);
     assert!(
-        log.contains("ringmerge: accelerated subcompaction 1"),
+        accelerated_subcompaction(&log, 1),
         "expected more than one subcompaction to run accelerated"
     );
 }
@@ -437,7 +446,7 @@ fn range_deletions_with_snapshots_and_subcompactions() {
     );
     assert_range_dels_served(&log);
     assert!(
-        log.contains("ringmerge: accelerated subcompaction 1"),
+        accelerated_subcompaction(&log, 1),
         "expected more than one subcompaction"
     );
 }
@@ -501,12 +510,13 @@ fn reads_pass_the_rate_limiter() {
     for (name, accel) in accelerated_runs(&dir, &args) {
         assert_same_dump(&stock.dump, &accel.dump, &dir);
         assert_accelerated(&accel.log);
-        let lines: Vec<&str> = ringmerge_lines(&accel.log)
-            .into_iter()
-            .filter(|l| l.contains("ringmerge: accelerated"))
-            .collect();
-        for l in &lines {
-            assert!(l.contains(" read_rate_limit=IO_LOW "), "{name}: {l}");
+        let outcomes = parse_outcomes(&accel.log);
+        let lines = outcomes.accelerated();
+        for o in &lines {
+            assert!(
+                o.field("read_rate_limit") == Some("IO_LOW"),
+                "{name}: {o:?}"
+            );
         }
         // Every byte ringmerge read went through the limiter; the rest of what it let through
         // is RocksDB's own reads of the new output tables (footer, index), as in stock.
@@ -519,15 +529,17 @@ fn reads_pass_the_rate_limiter() {
         // The limit bit: at 8 MB/s the reads had to wait for tokens.
         let waited: f64 = lines
             .iter()
-            .filter_map(|l| l.split(" rate_limit_wait_ms=").nth(1))
-            .map(|v| v.split(' ').next().unwrap().parse::<f64>().unwrap())
+            .filter_map(|o| o.field("rate_limit_wait_ms"))
+            .map(|v| v.parse::<f64>().unwrap())
             .sum();
         assert!(waited > 0.0, "{name}: no read waited for the limiter");
     }
     // Without a read limit nothing is asked and the LOG says nothing about it.
     let plain = differential("unlimited_reads", &args[..8]);
     assert!(
-        !plain.contains("read_rate_limit="),
+        parse_outcomes(&plain)
+            .iter()
+            .all(|o| o.field("read_rate_limit").is_none()),
         "read_rate_limit in an unlimited run"
     );
 }
@@ -577,12 +589,10 @@ fn reads_are_accounted_as_stock_reads_are() {
         let a = read_accounting(&accel.stdout);
         // The driver builds its lower levels with compactions too; the counts cover the last
         // one, the final CompactRange's single job.
-        let last = ringmerge_lines(&accel.log)
-            .into_iter()
-            .rfind(|l| l.contains("ringmerge: accelerated"))
-            .unwrap();
-        let read = log_sum(last, "bytes_read");
-        assert!(read > 0, "{name}: no bytes_read in {last}");
+        let outcomes = parse_outcomes(&accel.log);
+        let last = *outcomes.accelerated().last().unwrap();
+        let read = last.int("bytes_read").unwrap_or(0);
+        assert!(read > 0, "{name}: no bytes_read in {}", last.line);
         // Listeners saw every byte ringmerge read as table file reads (with RocksDB's reads of
         // the new outputs), none failed.
         assert!(
@@ -614,14 +624,25 @@ fn assert_decompressed(log: &str) {
     );
 }
 
-/// The sum of a `name=<n>` field over the LOG's ringmerge lines.
+/// The sum of an integer field over the LOG's subcompaction outcomes.
 fn log_sum(log: &str, field: &str) -> u64 {
-    let key = format!(" {field}=");
-    ringmerge_lines(log)
+    parse_outcomes(log).sum(field)
+}
+
+/// Some accelerated subcompaction merged `runs` sorted runs.
+fn merged_runs(log: &str, runs: u64) -> bool {
+    parse_outcomes(log)
+        .accelerated()
         .iter()
-        .filter_map(|l| l.split(key.as_str()).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .any(|o| o.int("runs") == Some(runs))
+}
+
+/// Subcompaction `k` of some job ran accelerated.
+fn accelerated_subcompaction(log: &str, k: u32) -> bool {
+    parse_outcomes(log)
+        .accelerated()
+        .iter()
+        .any(|o| o.subcompaction == Some(k))
 }
 
 /// Whether some table of the DB the native run left holds `needle` (e.g. a meta block name).
@@ -805,7 +826,7 @@ fn partitioned_index_compressed_with_subcompactions() {
     );
     assert_decompressed(&log);
     assert!(
-        log.contains("ringmerge: accelerated subcompaction 1"),
+        accelerated_subcompaction(&log, 1),
         "expected more than one subcompaction"
     );
 }
@@ -959,13 +980,19 @@ fn flipped_byte_case(name: &str, extra: &[&str]) {
             // The BPF session verifies a whole chunk when it takes it, so a damaged block in an
             // input's first chunk is found while the merge opens: a clean fallback before any
             // output, after which stock reports the same Corruption.
+            let outcomes = parse_outcomes(&log);
             let at_open = mode == "bpf"
-                && log.contains("ringmerge: fallback")
-                && log.contains("opening the merge: Corruption");
+                && outcomes.fallbacks().iter().any(|o| {
+                    o.reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains("opening the merge: Corruption"))
+                });
             assert!(
                 at_open
-                    || (log.contains("ringmerge: accelerated")
-                        && log.contains("status=Corruption")),
+                    || outcomes
+                        .accelerated()
+                        .iter()
+                        .any(|o| o.status_is("Corruption")),
                 "the corruption must be found by ringmerge itself, mid-stream: {:?}",
                 ringmerge_lines(&log)
             );
@@ -1069,11 +1096,12 @@ fn io_uring_blocked_by_seccomp_falls_back_to_pread() {
     let accel = run_mode_with(&dir, "native", &args, cmd);
     assert_same_dump(&stock.dump, &accel.dump, &dir);
     assert_accelerated_on(&accel.log, "pread");
-    let lines = ringmerge_lines(&accel.log);
+    let lines = parse_outcomes(&accel.log);
     assert!(
-        lines.iter().any(|l| l.contains("backend=pread")
-            && l.contains("io_uring_unavailable=\"io_uring_setup")
-            && l.contains("Operation not permitted")),
+        lines.iter().any(|o| o.field("backend") == Some("pread")
+            && o.field("io_uring_unavailable").is_some_and(|why| {
+                why.starts_with("io_uring_setup") && why.contains("Operation not permitted")
+            })),
         "expected the pread backend with the io_uring_setup error in the LOG: {lines:?}"
     );
 }
@@ -1095,12 +1123,15 @@ fn bpf_without_capabilities_merges_natively() {
     assert_accelerated(&accel.log);
     let lines = ringmerge_lines(&accel.log);
     assert!(
-        lines.iter().any(|l| l.contains("merge=native")
-            && l.contains("bpf_unavailable=\"loading the BPF merge program")
-            && l.contains("CAP_BPF")),
+        parse_outcomes(&accel.log)
+            .iter()
+            .any(|o| o.field("merge") == Some("native")
+                && o.field("bpf_unavailable").is_some_and(|why| {
+                    why.starts_with("loading the BPF merge program") && why.contains("CAP_BPF")
+                })),
         "expected the native merge with the BPF load error in the LOG: {lines:?}"
     );
-    let warnings = lines
+    let warnings = warnings(&accel.log)
         .iter()
         .filter(|l| l.contains("the BPF merge is unavailable"))
         .count();
@@ -1121,7 +1152,9 @@ fn forced_pread_backend() {
     assert_same_dump(&stock.dump, &accel.dump, &dir);
     assert_accelerated_on(&accel.log, "pread");
     assert!(
-        accel.log.contains("backend=pread"),
+        parse_outcomes(&accel.log)
+            .iter()
+            .any(|o| o.field("backend") == Some("pread")),
         "{:?}",
         ringmerge_lines(&accel.log)
     );
@@ -1165,7 +1198,10 @@ fn read_error_mid_compaction_fails_with_ioerror_and_loses_nothing() {
     );
     let log = std::fs::read_to_string(db.join("LOG")).unwrap();
     assert!(
-        log.contains("ringmerge: accelerated") && log.contains("status=IO error"),
+        parse_outcomes(&log)
+            .accelerated()
+            .iter()
+            .any(|o| o.status_is("IO error")),
         "the error must come from ringmerge's reader mid-stream: {:?}",
         ringmerge_lines(&log)
     );
@@ -1193,9 +1229,9 @@ fn read_error_mid_compaction_fails_with_ioerror_and_loses_nothing() {
 }
 
 /// Runs a scenario on the driver's `--fs <fs>` with `RINGMERGE_WRAPPED_FS=<policy>`: stock and
-/// ringmerge outputs must be identical; returns the ringmerge run's RINGMERGE_OUTCOME_LOG lines
-/// (the LOG of an in-memory file system is not on disk).
-fn wrapped_fs_differential(name: &str, fs: &str, policy: Option<&str>) -> Vec<String> {
+/// ringmerge outputs must be identical; returns the ringmerge run's RINGMERGE_OUTCOME_LOG
+/// outcomes (the LOG of an in-memory file system is not on disk), every line one.
+fn wrapped_fs_differential(name: &str, fs: &str, policy: Option<&str>) -> Vec<Outcome> {
     let args = ["--l0-files", "4", "--base-levels", "2", "--fs", fs];
     let dir = scratch(name);
     let stock = run_mode(&dir, "off", &args);
@@ -1213,11 +1249,13 @@ fn wrapped_fs_differential(name: &str, fs: &str, policy: Option<&str>) -> Vec<St
         stock.dump
     );
     assert_same_dump(&stock.dump, &accel.dump, &dir);
-    let lines: Vec<String> = std::fs::read_to_string(&outcomes)
-        .expect("RINGMERGE_OUTCOME_LOG written")
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let text = std::fs::read_to_string(&outcomes).expect("RINGMERGE_OUTCOME_LOG written");
+    let lines = parse_outcomes(&text);
+    assert_eq!(
+        lines.len(),
+        text.lines().count(),
+        "RINGMERGE_OUTCOME_LOG has lines that are no outcome: {text}"
+    );
     assert!(!lines.is_empty(), "no subcompaction outcome recorded");
     lines
 }
@@ -1228,8 +1266,9 @@ fn wrapped_env_like_specialenv_runs_accelerated_and_exact_with_verify() {
     // Envs) are: RocksDB sees a LegacyFileSystemWrapper, not FileSystem::Default().
     let lines = wrapped_fs_differential("wrapped_verify", "env-wrapper", Some("verify"));
     assert!(
-        lines.iter().all(|l| l.starts_with("accelerated ")
-            && l.contains("wrapped_fs=\"LegacyFileSystem\"")),
+        lines
+            .iter()
+            .all(|o| o.accelerated && o.field("wrapped_fs") == Some("LegacyFileSystem")),
         "every subcompaction must run accelerated and name the bypassed wrapper: {lines:?}"
     );
 }
@@ -1240,10 +1279,11 @@ fn wrapped_env_falls_back_by_default() {
     // bypassed unless the operator asks for it.
     let lines = wrapped_fs_differential("wrapped_default", "env-wrapper", None);
     assert!(
-        lines.iter().all(|l| l.starts_with(
-            "fallback file system LegacyFileSystem is not \
-             the default POSIX file system (RINGMERGE_WRAPPED_FS=verify"
-        )),
+        lines.iter().all(|o| !o.accelerated
+            && o.reason.as_deref().is_some_and(|r| r.starts_with(
+                "file system LegacyFileSystem is not \
+                 the default POSIX file system (RINGMERGE_WRAPPED_FS=verify"
+            ))),
         "{lines:?}"
     );
 }
@@ -1254,9 +1294,11 @@ fn file_system_that_changes_bytes_falls_back_with_verify() {
     // stores ciphertext): same size, but the OS file's footer is not the one RocksDB read.
     let lines = wrapped_fs_differential("wrapped_xor", "xor", Some("verify"));
     assert!(
-        lines.iter().all(|l| l.starts_with("fallback input #")
-            && l.contains("on file system XorFileSystem")
-            && l.contains("footer does not decode")),
+        lines.iter().all(
+            |o| o.reason.as_deref().is_some_and(|r| r.starts_with("input #")
+                && r.contains("on file system XorFileSystem")
+                && r.contains("footer does not decode"))
+        ),
         "{lines:?}"
     );
 }
@@ -1266,9 +1308,11 @@ fn in_memory_file_system_falls_back_with_verify() {
     // NewMemEnv: nothing at the paths on disk.
     let lines = wrapped_fs_differential("wrapped_mem", "mem", Some("verify"));
     assert!(
-        lines.iter().all(|l| l.starts_with("fallback input #")
-            && l.contains("on file system MemoryFileSystem")
-            && l.contains("is not a local file")),
+        lines.iter().all(
+            |o| o.reason.as_deref().is_some_and(|r| r.starts_with("input #")
+                && r.contains("on file system MemoryFileSystem")
+                && r.contains("is not a local file"))
+        ),
         "{lines:?}"
     );
 }
@@ -1321,7 +1365,10 @@ fn truncated_input_fails_like_stock_and_loses_nothing() {
         if mode == "native" {
             let log = std::fs::read_to_string(db.join("LOG")).unwrap();
             assert!(
-                log.contains("ringmerge: accelerated") && log.contains("status=Corruption"),
+                parse_outcomes(&log)
+                    .accelerated()
+                    .iter()
+                    .any(|o| o.status_is("Corruption")),
                 "ringmerge itself must meet the end of file mid-stream: {:?}",
                 ringmerge_lines(&log)
             );
@@ -1382,10 +1429,10 @@ fn write_behind_with_a_one_mib_queue_is_exact() {
         let native = run_mode_with(&dir, "native", &args, cmd);
         assert_same_dump(&stock.dump, &native.dump, &dir);
         assert_accelerated(&native.log);
-        for l in ringmerge_lines(&native.log) {
+        for o in parse_outcomes(&native.log) {
             assert!(
-                l.contains("write_behind=1048576") && !l.contains("wb_bytes=0 "),
-                "{l}"
+                o.field("write_behind") == Some("1048576") && o.int("wb_bytes") != Some(0),
+                "{o:?}"
             );
         }
         // And off: the same files, written synchronously.
@@ -1393,9 +1440,10 @@ fn write_behind_with_a_one_mib_queue_is_exact() {
         cmd.env("RINGMERGE_WRITE_BEHIND", "off");
         let sync = run_mode_with(&dir, "native", &args, cmd);
         assert_same_dump(&stock.dump, &sync.dump, &dir);
-        assert!(ringmerge_lines(&sync.log)
+        assert!(parse_outcomes(&sync.log)
+            .accelerated()
             .iter()
-            .all(|l| !l.contains("accelerated") || l.contains("write_behind=off")));
+            .all(|o| o.field("write_behind") == Some("off")));
     }
 }
 
@@ -1498,7 +1546,10 @@ fn disk_full_mid_compaction_fails_like_stock_and_loses_nothing() {
             if mode != "off" {
                 let log = std::fs::read_to_string(db.join("LOG")).unwrap();
                 assert!(
-                    log.contains("ringmerge: accelerated") && log.contains("write_behind=8388608"),
+                    parse_outcomes(&log)
+                        .accelerated()
+                        .iter()
+                        .any(|o| o.field("write_behind") == Some("8388608")),
                     "({mode}) the failing writes must be ringmerge's write-behind: {:?}",
                     ringmerge_lines(&log)
                 );
