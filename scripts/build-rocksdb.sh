@@ -52,8 +52,8 @@ else
   log "building the ringmerge static library (cargo build --release)"
   (cd "$here" && cargo build --release --quiet)
   # Keyed by the patch alone: build flags reach an existing tree through cmake re-configure, and
-  # so does the list of glue files (the patch's CMakeLists globs cpp/*.cc at each build).
-  key=$(cat "$here"/rocksdb-patch/*.patch | sha256sum | cut -c1-16)
+  # so does the list of glue files (the patch's CMakeLists globs cpp/rocksdb-10.1.3/*.cc at each build).
+  key=$(cat "$here"/rocksdb-patch/10.1.3/*.patch | sha256sum | cut -c1-16)
   out="$here/target/rocksdb/bin"
   targets=(db_bench sst_dump ldb ringmerge_driver)
   lib_targets=()
@@ -74,7 +74,7 @@ if [ ! -f "$src/.ringmerge-ready" ]; then
   mkdir -p "$root"
   cp -a "$pristine" "$src"
   if [ "$mode" = patched ]; then
-    for p in "$here"/rocksdb-patch/*.patch; do
+    for p in "$here"/rocksdb-patch/10.1.3/*.patch; do
       log "applying $(basename "$p")"
       patch -p1 -s -d "$src" <"$p"
     done

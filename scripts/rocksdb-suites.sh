@@ -9,7 +9,7 @@
 #
 # RocksDB builds its tests only in CMake Debug builds, so this is a second tree next to
 # build-rocksdb.sh's Release one: same pristine source, same rocksdb-patch/, same glue
-# (cpp/*.cc) and the same target/release/libringmerge.a, in
+# (cpp/rocksdb-10.1.3/*.cc) and the same target/release/libringmerge.a, in
 # $RINGMERGE_CACHE/rocksdb-10.1.3-tests-<patchhash> (build-rocksdb.sh's pruning leaves it alone).
 # Debug keeps asserts and sync points on (the tests need them); -O1 without debug info keeps the
 # cold build and the test runs shorter (see README.md for the measurement).
@@ -53,7 +53,7 @@ log() { printf '[rocksdb-suites] %s\n' "$*" >&2; }
 pristine=$("$here/scripts/fetch-rocksdb.sh")
 log "building the ringmerge static library (cargo build --release)"
 (cd "$here" && cargo build --release --quiet)
-key=$(cat "$here"/rocksdb-patch/*.patch | sha256sum | cut -c1-16)
+key=$(cat "$here"/rocksdb-patch/10.1.3/*.patch | sha256sum | cut -c1-16)
 root="$CACHE/rocksdb-10.1.3-tests-$key"
 bin="$here/target/suites/bin"
 
@@ -81,7 +81,7 @@ mkdir -p "$CACHE" "$out" "$bin"
     rm -rf "$src"
     mkdir -p "$root"
     cp -a "$pristine" "$src"
-    for p in "$here"/rocksdb-patch/*.patch; do
+    for p in "$here"/rocksdb-patch/10.1.3/*.patch; do
       log "applying $(basename "$p")"
       patch -p1 -s -d "$src" <"$p"
     done

@@ -20,7 +20,7 @@ step "system packages"
 scripts/install-deps.sh
 step "patch applies to pristine RocksDB 10.1.3"
 pristine=$(scripts/fetch-rocksdb.sh)
-for p in rocksdb-patch/*.patch; do
+for p in rocksdb-patch/10.1.3/*.patch; do
   patch -p1 --dry-run -s -d "$pristine" <"$p" >/dev/null
 done
 step "build patched RocksDB + ringmerge"

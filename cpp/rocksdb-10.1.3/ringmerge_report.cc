@@ -14,11 +14,10 @@
 // theirs "[db/<file>:<line>] ". Those macros cut __FILE__ by the length of
 // RocksDB's source root (RocksLogShorterFileName), which for a file outside
 // RocksDB's tree leaves a meaningless piece of its path, or runs past its end.
-#define ROCKS_LOG_RINGMERGE(LVL, LGR, FMT, ...)                \
-  Log((LVL), (LGR),                                            \
-      "[cpp/ringmerge_report.cc:" ROCKS_LOG_TOSTRING(__LINE__) \
-      "] " FMT,                                                \
-      ##__VA_ARGS__)
+#define ROCKS_LOG_RINGMERGE(LVL, LGR, FMT, ...)             \
+  Log((LVL), (LGR),                                         \
+      "[cpp/rocksdb-10.1.3/ringmerge_report.cc:"            \
+      ROCKS_LOG_TOSTRING(__LINE__) "] " FMT, ##__VA_ARGS__)
 
 namespace ROCKSDB_NAMESPACE {
 
