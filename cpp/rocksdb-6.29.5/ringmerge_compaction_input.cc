@@ -45,7 +45,11 @@ namespace {
 
 // The subcompaction's inputs as the merge reads them.
 struct Inputs {
-  ringmerge::CompactionInput input;
+  // Every cxx shared struct is value-initialized ({}): below C++14 the
+  // generated structs have no default member initializers (CXX_DEFAULT_VALUE
+  // expands to nothing), and MariaDB compiles RocksDB as gnu++11. An
+  // indeterminate has_end once made a merge stop at an empty end key.
+  ringmerge::CompactionInput input{};
   // What RocksDB accounts per read of each input, in the order the files go
   // into input.runs (the index the merge's reads report).
   std::vector<AccountedFile> accounted_files;
@@ -81,14 +85,14 @@ Status DescribeInputs(const Compaction& c, const Slice* start,
   for (size_t which = 0; which < c.num_input_levels(); which++) {
     const LevelFilesBrief* flevel = c.input_levels(which);
     const int level = c.level(which);
-    ringmerge::SortedRun level_run;
+    ringmerge::SortedRun level_run{};
     for (size_t i = 0; i < flevel->num_files; i++) {
       const FileMetaData& meta = *flevel->files[i].file_metadata;
       if (!ringmerge_internal::Overlaps(cfd->user_comparator(), meta, start,
                                         end)) {
         continue;
       }
-      ringmerge::InputFile file;
+      ringmerge::InputFile file{};
       Status s =
           ringmerge_internal::DescribeFile(scope, meta, level, &file, reason);
       if (!s.ok()) {
@@ -105,7 +109,7 @@ Status DescribeInputs(const Compaction& c, const Slice* start,
                                 : nullptr;
       out->accounted_files.push_back(std::move(accounted));
       if (level == 0) {
-        ringmerge::SortedRun run;
+        ringmerge::SortedRun run{};
         run.files.push_back(std::move(file));
         out->input.runs.push_back(std::move(run));
       } else {

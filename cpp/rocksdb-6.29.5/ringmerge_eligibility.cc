@@ -166,7 +166,7 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
 // not; empty when it is.
 std::string VerifyLocalFile(const BlockBasedTable::Rep& rep,
                             const ringmerge::InputFile& file) {
-  ringmerge::ExpectedFooter expected;
+  ringmerge::ExpectedFooter expected{};
   expected.checksum_type = static_cast<uint8_t>(rep.footer.checksum_type());
   expected.format_version = rep.footer.format_version();
   // 0: 6.29.5's footer has no context checksum (format_version <= 5).
