@@ -15,7 +15,7 @@ import tomllib
 # RINGMERGE_EXCLUSIONS=<file> reads another file (to try an entry out).
 DEFAULT = os.environ.get("RINGMERGE_EXCLUSIONS") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "exclusions.toml")
-KINDS = ("by-design", "stock-bug")
+KINDS = ("by-design", "stock-bug", "stock-flaky")
 CRASH_KINDS = ("blackbox", "whitebox")
 
 
@@ -40,6 +40,13 @@ def _evidence(entry, where):
     _need(entry, where, "reason", str)
     if kind == "by-design":
         _need(entry, where, "check", str)
+    elif kind == "stock-flaky":
+        # A timing-dependent stock test: it must be shown failing with ringmerge off, and it
+        # gets a bounded number of solo reruns, never a pass.
+        _need(entry, where, "off_repro", str)
+        retries = entry.get("retries")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 5:
+            raise ExclusionError(f"{where}: a stock-flaky entry needs retries (an integer 1..5)")
     elif not (entry.get("off_repro") or entry.get("upstream")):
         raise ExclusionError(f"{where}: a stock-bug entry needs off_repro (a command showing the "
                              "same failure with RINGMERGE_MODE=off) or upstream references")
@@ -84,12 +91,27 @@ def load(path=DEFAULT):
 
 
 def gtest_known(path=DEFAULT):
-    """{(suite, mode, test): wrapped_fs} of the tests that fail with ringmerge on."""
+    """{(suite, mode, test): wrapped_fs} of the tests that fail with ringmerge on (by design or
+    by a stock bug); the stock-flaky ones are in gtest_flaky."""
     known = {}
     for e in load(path)["gtest"]:
+        if e["kind"] == "stock-flaky":
+            continue
         for mode in e["modes"]:
             known[(e["suite"], mode, e["test"])] = e["wrapped_fs"]
     return known
+
+
+def gtest_flaky(path=DEFAULT):
+    """{(suite, mode, test): (wrapped_fs, retries)} of the timing-dependent stock tests: one
+    that fails is rerun alone up to `retries` times and counts as failed only if every rerun
+    fails too; one that passes the first time is not a stale entry."""
+    flaky = {}
+    for e in load(path)["gtest"]:
+        if e["kind"] == "stock-flaky":
+            for mode in e["modes"]:
+                flaky[(e["suite"], mode, e["test"])] = (e["wrapped_fs"], e["retries"])
+    return flaky
 
 
 def crashtest_flags(path=DEFAULT, kind=None):
@@ -107,6 +129,8 @@ def main(argv):
         elif cmd == "gtest":
             for (suite, mode, test), fs in sorted(gtest_known(path).items()):
                 print(suite, mode, fs, test)
+            for (suite, mode, test), (fs, retries) in sorted(gtest_flaky(path).items()):
+                print(suite, mode, fs, test, f"(stock-flaky, {retries} solo reruns)")
         elif cmd == "check":
             d = load(path)
             print(f"{path}: {len(d['gtest'])} gtest exclusions, {len(d['crashtest'])} crash test "

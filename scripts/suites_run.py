@@ -145,6 +145,7 @@ def main():
     a = ap.parse_args()
     try:
         known = exclusions.gtest_known(a.exclusions)
+        flaky = exclusions.gtest_flaky(a.exclusions)
     except (exclusions.ExclusionError, OSError) as e:
         print(f"[suites] {e}", file=sys.stderr)
         return 2
@@ -207,6 +208,7 @@ def main():
                       if s == suite and m == mode and fs == a.wrapped_fs}
             r["known_failures"] = [t for t in r["failed"] if t in listed]
             r["failed"] = [t for t in r["failed"] if t not in listed]
+            r["flaky_reruns"] = rerun_flaky(binary, suite, mode, a, flaky, r)
             problems = [f"{suite} {mode}: excluded test {t} passed: delete its entry in "
                         "scripts/exclusions.toml" for t in sorted(listed & set(result["passed"]))]
             problems += [f"{suite} {mode}: {m}" for m in r["exit_failures"]]
@@ -227,6 +229,39 @@ def main():
     bad = sum(len(r["failed"]) + len(r["crashed"]) + len(r["timed_out"]) + len(r["not_run"])
               + len(r["problems"]) for r in results)
     return 1 if bad else 0
+
+
+def rerun_flaky(binary, suite, mode, a, flaky, r):
+    """Reruns each failed test listed stock-flaky (scripts/exclusions.toml) alone, up to its
+    retries; a test that passes a rerun leaves r["failed"]. Returns what happened, one line per
+    test, for the report: a flaky pass is shown, never hidden."""
+    notes = []
+    for test in list(r["failed"]):
+        entry = flaky.get((suite, mode, test))
+        if entry is None or entry[0] != a.wrapped_fs:
+            continue
+        retries = entry[1]
+        for attempt in range(1, retries + 1):
+            tmp = os.path.join(a.out, "tmp", f"{suite}.{mode}.rerun")
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            env = dict(os.environ, RINGMERGE_MODE=mode, RINGMERGE_WRAPPED_FS=a.wrapped_fs,
+                       RINGMERGE_OUTCOME_LOG=os.path.join(a.out, f"{suite}.{mode}.rerun.outcomes"),
+                       TEST_TMPDIR=tmp)
+            gres = collections.defaultdict(list)
+            run_group(binary, [test], env, os.path.join(a.out, f"{suite}.{mode}.rerun.log"),
+                      a.timeout, gres)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if test in gres["passed"]:
+                r["failed"].remove(test)
+                notes.append(f"{test}: failed, passed solo rerun {attempt} of {retries} "
+                             "(stock-flaky, scripts/exclusions.toml)")
+                break
+        else:
+            notes.append(f"{test}: failed, and all {retries} solo reruns failed")
+    for n in notes:
+        print(f"[suites] {suite} {mode}: {n}", flush=True)
+    return notes
 
 
 def check_outcomes(suite, mode, a, o, group_results, log_hits, r):
@@ -291,8 +326,8 @@ def write_md(results, path):
         lines += ["", f"## {r['suite']} ({r['mode']}, RINGMERGE_WRAPPED_FS={r['wrapped_fs']})"]
         if r["filter"]:
             lines.append(f"gtest filter: `{r['filter']}`")
-        for key in ("failed", "known_failures", "crashed", "timed_out", "not_run",
-                    "exit_failures"):
+        for key in ("failed", "known_failures", "flaky_reruns", "crashed", "timed_out",
+                    "not_run", "exit_failures"):
             if r[key]:
                 lines.append(f"- {key}: " + ", ".join(f"`{t}`" for t in r[key]))
         if r["merge_engines"]:

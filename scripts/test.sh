@@ -76,6 +76,15 @@ print("RocksDB suites: %d passed, %d failed (+%d known, by design), %d crashed/t
           sum(len(r["crashed"]) + len(r["timed_out"]) for r in s),
           sum(r["accelerated_subcompactions"] for r in s),
           sum(r["fallback_subcompactions"] for r in s)))
+# Name what failed here, at the end of the log, where a reader of CI's tail looks first.
+for r in s:
+    for key in ("failed", "crashed", "timed_out", "not_run"):
+        for t in r[key]:
+            print("  %s %s %s: %s" % (key.upper(), r["suite"], r["mode"], t))
+    for p in r.get("problems", []):
+        print("  CHECK FAILED: %s" % p)
+    for n in r.get("flaky_reruns", []):
+        print("  stock-flaky %s %s: %s" % (r["suite"], r["mode"], n))
 c = json.load(open("target/crashtest/results.json"))
 print("crash test: " + "; ".join("%s %.1f min exit %d, %d verification failures, accelerated %d, "
       "fallback %d" % (r["kind"], r["seconds"] / 60, r["exit"], r["verification_failures"],
