@@ -19,7 +19,16 @@ import sys
 import outcomes
 
 MIN_SHARE = 0.95
+# Statuses stock gives a compaction the DB stops on purpose (shutdown, a paused manual
+# compaction): an accelerated subcompaction ending with one of these is not a ringmerge error.
+STOCK_STOPS = ("Shutdown in progress", "Incomplete: Manual compaction paused")
 MTR_LINE = re.compile(r"^(rocksdb\.\S+)( '[^']*')?\s+(?:w\d+ )?\[ (pass|fail|skipped) \]")
+
+
+def read_log(path):
+    """A LOG copied from a live (or aborted) server: a partly written last line is dropped."""
+    text = open(path, errors="replace").read()
+    return text[:text.rfind("\n") + 1]
 
 
 def sysbench(path):
@@ -31,9 +40,9 @@ def sysbench(path):
 
 
 def mode_result(d):
-    log = open(os.path.join(d, "rocksdb.LOG"), errors="replace").read()
-    outs = outcomes.parse(log)
+    log = read_log(os.path.join(d, "rocksdb.LOG"))
     started = {e["job"]: e for e in outcomes.events(log, "compaction_started")}
+    outs = outcomes.parse(log)
     finished = outcomes.events(log, "compaction_finished")
     def totals(jobs):
         return {"jobs": len(jobs),
@@ -49,7 +58,10 @@ def mode_result(d):
         "compactions": totals(finished),
         "manual_compactions": totals([e for e in finished if e["job"] in manual_jobs]),
         "accelerated": sum(o.accelerated for o in outs),
-        "accelerated_not_ok": [o.line[:300] for o in outs if o.accelerated and not o.ok],
+        "accelerated_not_ok": [o.line[:300] for o in outs if o.accelerated and not o.ok
+                               and not (o.status or "").startswith(STOCK_STOPS)],
+        "accelerated_stopped": sum(o.accelerated and (o.status or "").startswith(STOCK_STOPS)
+                                   for o in outs),
         "fallback": sum(not o.accelerated for o in outs),
         "fallback_reasons": {},
         "before": open(os.path.join(d, "before.txt")).read().splitlines(),
@@ -72,11 +84,38 @@ def mode_result(d):
                 if other != v:
                     r["problems"].append(f"{f} compaction: {key} {v} but by the index {other}")
     r["det"] = [x for x in r["after"] if x.startswith("det.")]
+    r["corruption"] = corruption(d)
+    r["problems"] += r["corruption"].pop("problems")
+    det_sum = next((x for x in r["det"] if x.startswith("det.t checksum")), None)
+    if r["corruption"]["det_after"] != det_sum:
+        r["problems"].append(f"corruption: det.t reads {r['corruption']['det_after']} after the "
+                             f"restart, {det_sum} before")
     for o in outs:
         if not o.accelerated:
             k = outcomes.normalize(o.reason)
             r["fallback_reasons"][k] = r["fallback_reasons"].get(k, 0) + 1
     return r
+
+
+def corruption(d):
+    """The corrupt-SST phase (scripts/myrocks.sh corrupt_phase): the compaction over the file must
+    fail with Corruption (MyRocks then aborts the server, by design, in every mode), and after a
+    restart det.t must read as before."""
+    c = json.load(open(os.path.join(d, "corruption.json")))
+    c["file"] = open(os.path.join(d, "corrupted-sst")).read().strip()
+    c["errors"] = open(os.path.join(d, "corruption-errors")).read().splitlines()
+    number = int(c["file"].split(".")[0])
+    log = read_log(os.path.join(d, "rocksdb-corruption.LOG"))
+    jobs = {e["job"] for e in outcomes.events(log, "compaction_started")
+            if any(number in v for k, v in e.items() if k.startswith("files_L"))}
+    c["ringmerge"] = [o.status if o.accelerated else "fallback: " + (o.reason or "")
+                      for o in outcomes.parse(log) if o.job in jobs]
+    c["problems"] = []
+    if not any("Corruption" in e for e in c["errors"]):
+        c["problems"].append(f"corruption: no Corruption in the error log after corrupting {c['file']}")
+    if any(st and not st.startswith(("Corruption", "fallback")) for st in c["ringmerge"]):
+        c["problems"].append(f"corruption: ringmerge's status {c['ringmerge']}")
+    return c
 
 
 def mtr_failed(path):
@@ -181,7 +220,7 @@ def main():
     L = ["# ringmerge under MyRocks (MariaDB 1:10.11.18, RocksDB 6.29.5)", "",
          "A deterministic SQL load (det.t: batches of 50,000 rows, updates, deletes), then "
          f"sysbench: {a.tables} tables x {a.rows} rows (oltp_insert prepare), then "
-         f"oltp_write_only and oltp_insert, {a.events} events each, 1 thread, fixed seed; a "
+         f"oltp_write_only and oltp_insert, {a.events} events each, 4 client threads; a "
          "memtable flush; then a full manual compaction (rocksdb_compact_cf='default'). "
          "Ratios: mode / off, same run.", ""]
     for m, why in skipped.items():
@@ -223,6 +262,17 @@ def main():
         if r["fallback_reasons"]:
             L += ["", f"Fallbacks ({m}): " + "; ".join(f"{k}: {v}" for k, v in
                                                        r["fallback_reasons"].items())]
+    L += ["", "A corrupt SST (bytes flipped in a fresh L0 file), then a compaction over it:", ""]
+    for m, r in res.items():
+        c = r["corruption"]
+        err = c["errors"][0].split("] ", 1)[-1][:200] if c["errors"] else "none"
+        L.append(f"- {m}: server {'aborted (MyRocks on a background Corruption)' if c['server_aborted'] else 'stayed up'}; "
+                 f"error log: `{err}`; ringmerge's line for that job: "
+                 f"{c['ringmerge'] or 'not in the LOG (lost with the process)'}; after a restart "
+                 f"`{c['det_after']}`")
+    aborted = {m: r["corruption"]["server_aborted"] for m, r in res.items()}
+    if len(set(aborted.values())) > 1:
+        problems.append(f"corruption: the server aborted in some modes only: {aborted}")
     if base:
         L += ["", "Data read back after the manual compaction (mode off; det.t must be equal in "
               "every mode, sbtest.* equal before and after the compaction in each mode, every "
