@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fast CI check of the MyRocks port (RocksDB 6.29.5 as bundled in Debian's MariaDB
 # 1:10.11.18-0+deb12u1), without building MariaDB: both patches of rocksdb-patch/6.29.5/ apply
-# exactly (no fuzz) to the pristine source, and the adapter (cpp/rocksdb-6.29.5/*.cc) and the
+# exactly (no fuzz) to the pristine source, and the adapter (cpp/rocksdb-6.29.5/*.cc, cpp/common/*.cc) and the
 # patched compaction_job.cc compile (-fsyntax-only -Werror) with the compiler, language level,
 # defines, warnings and include directories of MariaDB's build (gcc, -std=gnu++11). It catches
 # C++14+ code in the adapter, drift of the patch, and MariaDB's -Duint64_t=u_int64_t; not link
@@ -105,8 +105,9 @@ fi
 # storage/rocksdb/{CMakeLists.txt,build_rocksdb.cmake}), plus what build_rocksdb.cmake.patch adds
 # for the adapter and compaction_job.cc: ROCKSDB_RINGMERGE and three include directories. No
 # warning fires in these files today (RocksDB's headers included), so -Werror keeps it that way.
-grep -q 'COMPILE_DEFINITIONS ROCKSDB_RINGMERGE' "$cpatch" && grep -q 'cpp/rocksdb-6.29.5/\*.cc' "$cpatch" ||
-  die "$cpatch no longer adds cpp/rocksdb-6.29.5/*.cc with ROCKSDB_RINGMERGE: update this script"
+grep -q 'COMPILE_DEFINITIONS ROCKSDB_RINGMERGE' "$cpatch" && grep -q 'cpp/rocksdb-6.29.5/\*.cc' "$cpatch" &&
+  grep -q 'cpp/common/\*.cc' "$cpatch" ||
+  die "$cpatch no longer adds cpp/common/*.cc and cpp/rocksdb-6.29.5/*.cc with ROCKSDB_RINGMERGE: update this script"
 CXXFLAGS=(
   -std=gnu++11 -fsyntax-only -Werror -O2 -fPIC -fstack-protector --param=ssp-buffer-size=4
   -Wall -Wextra -Wenum-compare -Wenum-conversion -Wmissing-braces -Wno-format-truncation
@@ -118,12 +119,12 @@ CXXFLAGS=(
   -DROCKSDB_SCHED_GETCPU_PRESENT -DHAVE_SCHED_GETCPU=1 -DROCKSDB_AUXV_GETAUXVAL_PRESENT
   -DHAVE_TIMER_DELETE -DZLIB -DLZ4 -DSNAPPY -DZSTD
   -Duint64_t=u_int64_t -Duint32_t=u_int32_t -Duint16_t=u_int16_t -Duint8_t=u_int8_t
-  -DROCKSDB_RINGMERGE -I"$here/cpp/rocksdb-6.29.5" -I"$here/cpp" -I"$cxxbridge"
+  -DROCKSDB_RINGMERGE -I"$here/cpp/rocksdb-6.29.5" -I"$here/cpp/common" -I"$here/cpp" -I"$cxxbridge"
   -I"$scratch/rocksdb" -I"$pristine/rocksdb" -I"$pristine/rocksdb/include"
 )
 # Patched RocksDB files first (compaction_job.cc takes longest), then the adapter; JOBS at a time.
 shopt -s nullglob
-glue=("$here"/cpp/rocksdb-6.29.5/*.cc)
+glue=("$here"/cpp/common/*.cc "$here"/cpp/rocksdb-6.29.5/*.cc)
 ((${#glue[@]} && ${#patched[@]})) || die "nothing to compile: no adapter .cc or no patched .cc"
 sources=("${patched[@]}" "${glue[@]}")
 mkdir -p "$scratch/logs"
