@@ -52,7 +52,7 @@ else
   log "building the ringmerge static library (cargo build --release)"
   (cd "$here" && cargo build --release --quiet)
   # Keyed by the patch alone: build flags reach an existing tree through cmake re-configure, and
-  # so does the list of glue files (the patch's CMakeLists globs cpp/rocksdb-10.1.3/*.cc at each build).
+  # so does the list of glue files (the patch's CMakeLists globs cpp/common/*.cc and cpp/rocksdb-10.1.3/*.cc at each build).
   key=$(cat "$here"/rocksdb-patch/10.1.3/*.patch | sha256sum | cut -c1-16)
   out="$here/target/rocksdb/bin"
   targets=(db_bench sst_dump ldb ringmerge_driver)

@@ -1,6 +1,6 @@
 """The one reader of what ringmerge logs, for every script here.
 
-What ringmerge writes (cpp/rocksdb-10.1.3/ringmerge_report.cc, from src/report.rs):
+What ringmerge writes (cpp/common/ringmerge_report.cc, from src/report.rs):
 - per subcompaction, a line in the DB's LOG:
     [<cf>] [JOB <n>] ringmerge: accelerated subcompaction <k>: tier=2 backend=... merge=...
         runs=.. files=.. ... status=<RocksDB's status of the subcompaction>

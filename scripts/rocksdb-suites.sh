@@ -9,7 +9,7 @@
 #
 # RocksDB builds its tests only in CMake Debug builds, so this is a second tree next to
 # build-rocksdb.sh's Release one: same pristine source, same rocksdb-patch/, same glue
-# (cpp/rocksdb-10.1.3/*.cc) and the same target/release/libringmerge.a, in
+# (cpp/common/*.cc, cpp/rocksdb-10.1.3/*.cc) and the same target/release/libringmerge.a, in
 # $RINGMERGE_CACHE/rocksdb-10.1.3-tests-<patchhash> (build-rocksdb.sh's pruning leaves it alone).
 # Debug keeps asserts and sync points on (the tests need them); -O1 without debug info keeps the
 # cold build and the test runs shorter (see README.md for the measurement).

@@ -27,6 +27,11 @@ step "build patched RocksDB + ringmerge"
 scripts/build-rocksdb.sh
 step "build unpatched RocksDB 10.1.3 (the reference of tests/stock_equivalence.rs: RINGMERGE_MODE=off is stock)"
 scripts/build-rocksdb.sh --stock
+step "MyRocks port: RocksDB 6.29.5 patches apply, adapter compiles as MariaDB 10.11.18 compiles it"
+# After the patched build, whose cargo build made target/cxxbridge. Its own exit status, like the
+# suites below: a broken port fails the run without hiding the 10.1.3 results.
+myrocks_rc=0
+scripts/myrocks-port-check.sh || myrocks_rc=$?
 
 # Tests whose real part this machine's kernel refuses even to root record why in this file
 # (src/test_support.rs); the summary prints it. Only the kernel's refusal of BPF arenas qualifies.
@@ -102,5 +107,6 @@ if [ -s "$skips" ]; then
   echo "Not run here, each with the reason (the kernel refuses what it needs to a privileged process):"
   sed 's/^/  /' "$skips"
 fi
+[ "$myrocks_rc" = 0 ] || echo "MyRocks port check FAILED (exit $myrocks_rc; its [myrocks-port-check] lines above)"
 echo "$((passed + sp)) passed, $((failed + sf)) failed, $nskips parts skipped (listed above)"
-[ "$suites_rc" = 0 ] && [ "$crash_rc" = 0 ]
+[ "$suites_rc" = 0 ] && [ "$crash_rc" = 0 ] && [ "$myrocks_rc" = 0 ]

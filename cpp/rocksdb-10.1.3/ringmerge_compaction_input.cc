@@ -64,7 +64,7 @@ namespace {
 
 // The subcompaction's inputs as the merge reads them.
 struct Inputs {
-  ringmerge::CompactionInput input;
+  ringmerge::CompactionInput input{};
   // What RocksDB accounts per read of each input, in the order the files go
   // into input.runs (the index the merge's reads report).
   std::vector<AccountedFile> accounted_files;
@@ -101,14 +101,14 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
   for (size_t which = 0; which < c.num_input_levels(); which++) {
     const LevelFilesBrief* flevel = c.input_levels(which);
     const int level = c.level(which);
-    ringmerge::SortedRun level_run;
+    ringmerge::SortedRun level_run{};
     for (size_t i = 0; i < flevel->num_files; i++) {
       const FileMetaData& meta = *flevel->files[i].file_metadata;
       if (!ringmerge_internal::Overlaps(cfd->user_comparator(), meta, start,
                                         end)) {
         continue;
       }
-      ringmerge::InputFile file;
+      ringmerge::InputFile file{};
       bool has_range_deletions = false;
       Status s = ringmerge_internal::DescribeFile(scope, meta, &file,
                                                   &has_range_deletions, reason);
@@ -128,7 +128,7 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
               ? cfd->internal_stats()->GetFileReadHist(level)
               : nullptr});
       if (level == 0) {
-        ringmerge::SortedRun run;
+        ringmerge::SortedRun run{};
         run.files.push_back(std::move(file));
         out->input.runs.push_back(std::move(run));
       } else {

@@ -122,7 +122,7 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
 // not; empty when it is.
 std::string VerifyLocalFile(const BlockBasedTable::Rep& rep,
                             const ringmerge::InputFile& file) {
-  ringmerge::ExpectedFooter expected;
+  ringmerge::ExpectedFooter expected{};
   expected.checksum_type = static_cast<uint8_t>(rep.footer.checksum_type());
   expected.format_version = rep.footer.format_version();
   expected.base_context_checksum = rep.footer.base_context_checksum();

@@ -98,7 +98,7 @@ pub fn dump_difference(a: &str, b: &str) -> Option<(usize, String, String)> {
     Some((line + 1, show(a), show(b)))
 }
 
-/// One subcompaction's outcome as ringmerge logs it (cpp/rocksdb-10.1.3/ringmerge_report.cc, the
+/// One subcompaction's outcome as ringmerge logs it (cpp/common/ringmerge_report.cc, the
 /// text from src/report.rs), from either form:
 /// - a LOG line: `[<cf>] [JOB <n>] ringmerge: accelerated subcompaction <k>: tier=2
 ///   backend=... merge=... runs=.. ... status=<RocksDB's status>` or `... ringmerge: fallback

@@ -16,7 +16,7 @@
 // RocksDB's tree leaves a meaningless piece of its path, or runs past its end.
 #define ROCKS_LOG_RINGMERGE(LVL, LGR, FMT, ...)             \
   Log((LVL), (LGR),                                         \
-      "[cpp/rocksdb-10.1.3/ringmerge_report.cc:"            \
+      "[cpp/common/ringmerge_report.cc:"                    \
       ROCKS_LOG_TOSTRING(__LINE__) "] " FMT, ##__VA_ARGS__)
 
 namespace ROCKSDB_NAMESPACE {

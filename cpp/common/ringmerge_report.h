@@ -47,7 +47,8 @@ namespace ringmerge_internal {
 // RingmergeWriteBehindShared counts.
 struct CxxFields {
   // Input files that carry a compression dictionary, and those whose range
-  // tombstones were interleaved.
+  // tombstones went to the compaction (10.1.3: interleaved as sentinels;
+  // 6.29.5: added to the range-del aggregator).
   uint64_t dict_files = 0;
   uint64_t range_del_files = 0;
   // The wrapped FileSystem whose files were verified and are read directly;

@@ -72,7 +72,7 @@ RingmergeWriteBehindFile::RingmergeWriteBehindFile(
     for (size_t i = 0; i < pool.size();) {
       if (pool[i].alignment >= alignment_ &&
           free_bytes_ + pool[i].capacity <= max_pending_bytes_) {
-        free_buffers_.push_back(Buffer{pool[i].data, pool[i].capacity});
+        free_buffers_.push_back(Buffer(pool[i].data, pool[i].capacity));
         free_bytes_ += pool[i].capacity;
         pool[i] = pool.back();
         pool.pop_back();

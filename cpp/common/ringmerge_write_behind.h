@@ -121,8 +121,12 @@ class RingmergeWriteBehindFile : public FSWritableFileOwnerWrapper {
     kPrepareWrite
   };
   struct Buffer {
-    char* data = nullptr;
-    size_t capacity = 0;
+    // A constructor, not `Buffer{data, capacity}`: with member initializers
+    // that is aggregate initialization only from C++14 (6.29.5 builds C++11).
+    Buffer() : data(nullptr), capacity(0) {}
+    Buffer(char* d, size_t c) : data(d), capacity(c) {}
+    char* data;
+    size_t capacity;
   };
   struct Op {
     OpKind kind = OpKind::kFlush;
