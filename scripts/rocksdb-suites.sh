@@ -25,7 +25,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${RINGMERGE_CACHE:-$HOME/.cache/ringmerge}
 JOBS=${JOBS:-$(nproc)}
-ALL_SUITES=(db_compaction_test compaction_job_test db_range_del_test db_universal_compaction_test)
+ALL_SUITES=(db_compaction_test compaction_job_test db_range_del_test db_universal_compaction_test
+  compaction_service_test)
 suites=("${ALL_SUITES[@]}")
 modes=(native)
 build_only=0

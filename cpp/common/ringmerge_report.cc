@@ -34,6 +34,10 @@ void RingmergeJobStats::AddFallback(const std::string& reason) const {
   report_->add_fallback(rust::Str(reason.data(), reason.size()));
 }
 
+bool RingmergeJobStats::HasOutcomes() const {
+  return !report_->event_fields().empty();
+}
+
 void RingmergeJobStats::AppendToEvent(EventLoggerStream& stream) const {
   for (const ringmerge::EventField& field : report_->event_fields()) {
     stream << std::string(field.key);

@@ -35,6 +35,9 @@ class RingmergeJobStats {
   void AddFallback(const std::string& reason) const;
   // The ringmerge_* fields; none when no subcompaction reached ringmerge.
   void AppendToEvent(EventLoggerStream& stream) const;
+  // Whether any subcompaction was accelerated or fell back (nothing to report
+  // with RINGMERGE_MODE=off).
+  bool HasOutcomes() const;
 
  private:
   rust::Box<ringmerge::JobReport> report_;
