@@ -10,6 +10,10 @@
 //                                      cuts DIR/NAME to LEN bytes after the DB
 //                                      opened it (its table reader is open)
 //   ringmerge_driver verify  --db DIR --expect FILE     reads back every key
+//   ringmerge_driver worker  --job JOBS/<id> [--kill-at claim|file|write]
+//                                      runs one remote compaction job a
+//                                      primary with --remote JOBS wrote (see
+//                                      FolderCompactionService), exits 0
 //   ringmerge_driver bench   --db DIR [--drop-caches] [scenario flags]
 //                                      build (holding its snapshots), drop the
 //                                      page cache, CompactRange, print the job
@@ -25,6 +29,17 @@
 //                and undoes it on read (a stand-in for an encrypting FS)
 //   mem          NewMemEnv: files live in memory, nothing at the paths on disk
 //
+// --remote JOBS (run, compact, bench) compacts through a CompactionService
+// whose jobs are folders JOBS/<id>/ (JOBS on the DB's file system: the
+// primary installs the outputs by renaming them); --remote-spawn starts one
+// `worker` per job, otherwise an external `worker` must take them;
+// --remote-timeout S (default 600) gives a job up; a job given up (worker
+// dead or timed out) is compacted locally, or with --on-worker-death fail
+// fails the compaction (RocksDB's error path: a background error).
+// A worker's RINGMERGE_* settings are its own environment's; a spawned worker
+// inherits the primary's. RINGMERGE_DRIVER_KILL_AT=claim|file|write in a worker's
+// environment is its --kill-at (the test hook for a worker that dies).
+//
 // Scenario flags include --compression and --bottommost-compression
 // (none|snappy|lz4|lz4hc|zstd|zlib; values are made compressible then),
 // --max-dict-bytes N, --index-type binary|hash|partitioned|first-key,
@@ -37,7 +52,9 @@
 // every internal key in it (user key, sequence number, type, value length and
 // value hash), and finally the count and hash of what a reader sees.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -46,8 +63,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rocksdb/compaction_filter.h"
@@ -106,6 +130,14 @@ struct Flags {
   // compact print how the final CompactRange's table file reads were
   // accounted (listener calls and bytes, statistics tickers and histogram).
   bool read_accounting = false;
+  // Remote compaction (primary): the jobs folder, whether the primary starts
+  // the workers itself, and how long it waits for one job.
+  std::string remote;
+  bool remote_spawn = false;
+  int remote_timeout = 600;
+  bool remote_fail_on_death = false;  // --on-worker-death fail
+  // The worker command: its job folder and the test hook.
+  std::string job, kill_at;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -160,9 +192,26 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--drop-caches") f.drop_caches = true;
     else if (a == "--rate-limit-reads") f.rate_limit_reads = strtoll(next().c_str(), nullptr, 10);
     else if (a == "--read-accounting") f.read_accounting = true;
+    else if (a == "--remote") f.remote = next();
+    else if (a == "--remote-spawn") f.remote_spawn = true;
+    else if (a == "--remote-timeout") f.remote_timeout = atoi(next().c_str());
+    else if (a == "--on-worker-death") {
+      std::string v = next();
+      if (v != "local" && v != "fail") Die("--on-worker-death wants local|fail");
+      f.remote_fail_on_death = v == "fail";
+    }
+    else if (a == "--job") f.job = next();
+    else if (a == "--kill-at") f.kill_at = next();
     else Die("unknown flag " + a);
   }
+  if (f.cmd == "worker") {
+    // Everything else comes from the job's flags file.
+    if (f.job.empty()) Die("worker needs --job JOBS/<id>");
+    return f;
+  }
   if (f.db.empty()) Die("--db is required");
+  // A worker is another process: it cannot see an in-memory file system.
+  if (!f.remote.empty() && f.fs == "mem") Die("--remote needs an on-disk --fs");
   if (f.key_min < 8 || f.key_max < f.key_min) Die("need 8 <= key-min <= key-max");
   if (f.compression != "none" || !f.bottommost_compression.empty()) f.compressible = true;
   return f;
@@ -431,6 +480,273 @@ class SstReadCounter : public EventListener {
 // The --read-accounting listener of this process's DB.
 std::shared_ptr<SstReadCounter> read_counter;
 
+// --- Remote compaction: the job folders -------------------------------------
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool ReadWhole(const std::string& path, std::string* out) {
+  FILE* fp = fopen(path.c_str(), "rb");
+  if (!fp) return false;
+  out->clear();
+  char buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) out->append(buf, n);
+  bool ok = !ferror(fp);
+  fclose(fp);
+  return ok;
+}
+
+// Writes path whole; with `sync`, fsyncs it before closing.
+bool WriteWhole(const std::string& path, const std::string& data, bool sync = false) {
+  FILE* fp = fopen(path.c_str(), "wb");
+  if (!fp) return false;
+  bool ok = fwrite(data.data(), 1, data.size(), fp) == data.size() && fflush(fp) == 0;
+  if (ok && sync) ok = fsync(fileno(fp)) == 0;
+  return fclose(fp) == 0 && ok;
+}
+
+// Other processes poll for `path`: they see all of it or nothing.
+bool PublishFile(const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp";
+  return WriteWhole(tmp, data, /*sync=*/true) && rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// The value of `key=` in a job's info file ("" if absent).
+std::string InfoField(const std::string& info, const std::string& key) {
+  size_t at = 0;
+  while (at < info.size()) {
+    size_t nl = info.find('\n', at);
+    if (nl == std::string::npos) nl = info.size();
+    if (info.compare(at, key.size() + 1, key + "=") == 0) {
+      return info.substr(at + key.size() + 1, nl - at - key.size() - 1);
+    }
+    at = nl + 1;
+  }
+  return "";
+}
+
+// p unchanged if it does not resolve (the worker then reports the error).
+std::string AbsolutePath(const std::string& p) {
+  char* r = realpath(p.c_str(), nullptr);
+  if (!r) return p;
+  std::string out = r;
+  free(r);
+  return out;
+}
+
+// The primary's own arguments after the command (main sets them): a job's
+// flags file, from which the worker rebuilds the same Options.
+std::vector<std::string> primary_args;
+
+// A CompactionService whose jobs are folders JOBS/<id>/, shared with the
+// workers through the file system only:
+//   input   the serialized CompactionServiceInput
+//   flags   the primary's flags, one a line (the worker's MakeOptions)
+//   info    db=<absolute DB path>, job and subcompaction ids, ...
+//   claim   the worker's pid; the worker holds flock(LOCK_EX) on it until exit
+//   out/    OpenAndCompact's output directory: the SSTs and the worker's LOG
+//   result, status   the serialized CompactionServiceResult and "OK" or the
+//           Status, each published whole (tmp + rename), status last
+//   dead    the primary gave the job up (worker died or timed out): it ran
+//           locally, and a late worker must not start it
+//   cancel  CancelAwaitingJobs (DB close): the worker stops its compaction
+//   installed   OnInstallation's status
+// RocksDB calls Schedule and Wait from each subcompaction's thread.
+class FolderCompactionService : public CompactionService {
+ public:
+  explicit FolderCompactionService(const Flags& f)
+      : spawn_(f.remote_spawn), fail_on_death_(f.remote_fail_on_death), timeout_s_(f.remote_timeout) {
+    if (mkdir(f.remote.c_str(), 0755) != 0 && errno != EEXIST) {
+      Die("mkdir " + f.remote + ": " + strerror(errno));
+    }
+    // Absolute: the worker's cwd may differ, and the result's output path
+    // (under the job folder) is what the primary renames from.
+    dir_ = AbsolutePath(f.remote);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) Die("readlink /proc/self/exe");
+    exe_.assign(exe, n);
+    for (const auto& a : primary_args) flags_ += a + "\n";
+  }
+  const char* Name() const override { return "RingmergeDriverFolderCompactionService"; }
+
+  CompactionServiceScheduleResponse Schedule(const CompactionServiceJobInfo& info,
+                                             const std::string& input) override {
+    // job_id is unique within one DB session only; the session id makes the
+    // folder unique across runs sharing JOBS.
+    char id[128];
+    snprintf(id, sizeof(id), "%016" PRIx64 "-%s", info.job_id, info.db_session_id.c_str());
+    const std::string job = dir_ + "/" + id, tmp = job + ".tmp";
+    char meta[512];
+    snprintf(meta, sizeof(meta),
+             "job_id=%" PRIu64 "\nsub_job_id=%" PRIu64 "\ndb_id=%s\nsession=%s\n"
+             "priority=%d\nreason=%d\nmanual=%d\nfull=%d\nbottommost=%d\n",
+             info.job_id >> 32, info.job_id & 0xffffffffu, info.db_id.c_str(),
+             info.db_session_id.c_str(), static_cast<int>(info.priority),
+             static_cast<int>(info.compaction_reason), info.is_manual_compaction,
+             info.is_full_compaction, info.bottommost_level);
+    // Built under .tmp and renamed, so a worker scanning JOBS never sees half
+    // a job.
+    if (mkdir(tmp.c_str(), 0755) != 0 || !WriteWhole(tmp + "/input", input) ||
+        !WriteWhole(tmp + "/flags", flags_) ||
+        !WriteWhole(tmp + "/info", "db=" + AbsolutePath(info.db_name) + "\n" + meta) ||
+        rename(tmp.c_str(), job.c_str()) != 0) {
+      fprintf(stderr, "ringmerge_driver: cannot write job %s (%s): compacting locally\n",
+              job.c_str(), strerror(errno));
+      return CompactionServiceScheduleResponse(CompactionServiceJobStatus::kUseLocal);
+    }
+    pid_t pid = -1;
+    if (spawn_ && (pid = SpawnWorker(job)) < 0) {
+      WriteWhole(job + "/dead", "spawn failed\n");
+      return CompactionServiceScheduleResponse(CompactionServiceJobStatus::kUseLocal);
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    pids_[id] = pid;
+    return CompactionServiceScheduleResponse(id, CompactionServiceJobStatus::kSuccess);
+  }
+
+  CompactionServiceJobStatus Wait(const std::string& id, std::string* result) override {
+    pid_t pid;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = pids_.find(id);
+      if (it == pids_.end()) return CompactionServiceJobStatus::kFailure;
+      pid = it->second;
+    }
+    // Off the list of jobs CancelAwaitingJobs cancels once this returns.
+    struct Done {
+      FolderCompactionService* s;
+      const std::string& id;
+      ~Done() {
+        std::lock_guard<std::mutex> l(s->mu_);
+        s->pids_.erase(id);
+      }
+    } done{this, id};
+    const std::string job = dir_ + "/" + id;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s_);
+    std::string gone;  // why the worker is gone, once it is
+    for (;;) {
+      // status is published after result: once it is there, both are whole.
+      if (PathExists(job + "/status")) {
+        if (pid > 0) waitpid(pid, nullptr, 0);  // exiting now; no zombie
+        std::string status;
+        if (!ReadWhole(job + "/status", &status) || !ReadWhole(job + "/result", result)) {
+          return GiveUp(job, "unreadable result", result);
+        }
+        // On kFailure RocksDB takes the worker's Status from the result.
+        return status == "OK" ? CompactionServiceJobStatus::kSuccess
+                              : CompactionServiceJobStatus::kFailure;
+      }
+      // Checked again after the worker went: it may have published between
+      // the status check and its exit.
+      if (!gone.empty()) return GiveUp(job, gone, result);
+      gone = WorkerGone(job, &pid);
+      // Canceled before a worker took it: nobody will answer the cancel.
+      if (gone.empty() && canceled_.load() && !PathExists(job + "/claim")) {
+        return GiveUp(job, "canceled before a worker claimed it", result);
+      }
+      if (gone.empty() && std::chrono::steady_clock::now() > deadline) {
+        if (pid > 0) {
+          kill(pid, SIGKILL);
+          waitpid(pid, nullptr, 0);
+        }
+        return GiveUp(job, "timeout", result);
+      }
+      if (gone.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  // The worker then stops, and publishes Incomplete(kManualCompactionPaused),
+  // which RocksDB does not count as a background error.
+  void CancelAwaitingJobs() override {
+    canceled_ = true;
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& j : pids_) WriteWhole(dir_ + "/" + j.first + "/cancel", "");
+  }
+
+  void OnInstallation(const std::string& id, CompactionServiceJobStatus s) override {
+    WriteWhole(dir_ + "/" + id + "/installed",
+               s == CompactionServiceJobStatus::kSuccess ? "OK\n" : "failed\n");
+  }
+
+ private:
+  pid_t SpawnWorker(const std::string& job) {
+    // The worker's stdout and stderr go to the job folder, not into the
+    // primary's output (a test's dump or job lines).
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    const std::string log = job + "/worker.txt";
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::string a0 = "ringmerge_driver", a1 = "worker", a2 = "--job", a3 = job;
+    char* argv[] = {&a0[0], &a1[0], &a2[0], &a3[0], nullptr};
+    pid_t pid;
+    int rc = posix_spawn(&pid, exe_.c_str(), &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      fprintf(stderr, "ringmerge_driver: posix_spawn %s: %s\n", exe_.c_str(), strerror(rc));
+      return -1;
+    }
+    return pid;
+  }
+
+  // "" while the job's worker may still publish a result; otherwise why not.
+  // A spawned worker is our child (waitpid). An external one holds flock on
+  // `claim` while it lives: the kernel drops the lock when it dies, so a free
+  // lock on a claim that has its pid written means it is gone (no pid reuse
+  // problem). An unclaimed job only times out.
+  std::string WorkerGone(const std::string& job, pid_t* pid) {
+    char why[64];
+    if (*pid > 0) {
+      int st;
+      if (waitpid(*pid, &st, WNOHANG) != *pid) return "";
+      *pid = -1;
+      if (WIFSIGNALED(st)) snprintf(why, sizeof(why), "worker killed by signal %d", WTERMSIG(st));
+      else snprintf(why, sizeof(why), "worker exited %d", WEXITSTATUS(st));
+      return why;
+    }
+    if (spawn_) return "worker gone";  // reaped before
+    int fd = open((job + "/claim").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    struct stat st;
+    // The worker locks before writing its pid: an empty claim is one being
+    // taken, not a dead one.
+    bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_size > 0;
+    close(fd);
+    return dead ? "claim lock free" : "";
+  }
+
+  // The job runs locally instead (RocksDB: "Remote compaction fallback to
+  // local by API (Wait)"); `dead` keeps a late worker from using it. With
+  // --on-worker-death fail, kFailure without a result: RocksDB fails the
+  // subcompaction with Incomplete ("no valid result is returned").
+  CompactionServiceJobStatus GiveUp(const std::string& job, const std::string& why,
+                                    std::string* result) {
+    WriteWhole(job + "/dead", why + "\n");
+    fprintf(stderr, "ringmerge_driver: remote job %s: %s; %s\n", job.c_str(), why.c_str(),
+            fail_on_death_ ? "failing it" : "compacting it locally");
+    result->clear();
+    return fail_on_death_ ? CompactionServiceJobStatus::kFailure
+                          : CompactionServiceJobStatus::kUseLocal;
+  }
+
+  std::string dir_, exe_, flags_;
+  bool spawn_, fail_on_death_;
+  int timeout_s_;
+  std::atomic<bool> canceled_{false};
+  std::mutex mu_;
+  std::map<std::string, pid_t> pids_;  // scheduled, Wait not returned yet
+};
+
+// One service per process: MakeOptions also builds Options for Dump's readers.
+std::shared_ptr<CompactionService> RemoteService(const Flags& f) {
+  static std::shared_ptr<CompactionService> svc = std::make_shared<FolderCompactionService>(f);
+  return svc;
+}
+
 Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   Options o;
   o.create_if_missing = true;
@@ -488,6 +804,7 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
     Die("unknown index type " + f.index_type);
   }
   o.table_factory.reset(NewBlockBasedTableFactory(t));
+  if (!f.remote.empty()) o.compaction_service = RemoteService(f);
   return o;
 }
 
@@ -718,10 +1035,150 @@ Status CompactAll(const Flags& f, DB* db) {
   return s;
 }
 
+// --- Remote compaction: the worker ---------------------------------------
+
+// The test hooks --kill-at file|write. `file`: the worker dies as its first
+// output table is about to be created (RocksDB fires the event before it
+// opens the file, so out/ holds no SST yet). `write`: it dies after the first
+// write to an output table, leaving a partial SST in out/.
+class KillOnTableFile : public EventListener {
+ public:
+  explicit KillOnTableFile(bool after_write) : after_write_(after_write) {}
+  bool ShouldBeNotifiedOnFileIO() override { return after_write_; }
+  void OnTableFileCreationStarted(const TableFileCreationBriefInfo& info) override {
+    if (!after_write_) Die("--kill-at file", info.file_path);
+  }
+  void OnFileWriteFinish(const FileOperationInfo& info) override {
+    if (IsSst(info.path)) Die("--kill-at write", info.path);
+  }
+
+ private:
+  static void Die(const char* hook, const std::string& path) {
+    fprintf(stderr, "worker: %s: SIGKILL at %s\n", hook, path.c_str());
+    fflush(stderr);
+    raise(SIGKILL);
+  }
+  bool after_write_;
+};
+
+// The same Flags the primary parsed, from a job's flags file (one a line).
+Flags JobFlags(const std::string& text) {
+  std::vector<std::string> args = {"ringmerge_driver", "options"};
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    args.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(&a[0]);
+  Flags f = ParseFlags(static_cast<int>(argv.size()), argv.data());
+  f.remote.clear();  // the worker compacts; it does not schedule
+  return f;
+}
+
+// What OpenAndCompact cannot read from the OPTIONS file: every pointer
+// option MakeOptions sets. The override replaces them unconditionally, so a
+// default left here would clear the primary's (table_factory: nullptr, and
+// column family sanitization dereferences it).
+CompactionServiceOptionsOverride OverrideFor(const Options& o) {
+  CompactionServiceOptionsOverride ov;
+  ov.env = o.env;
+  ov.file_checksum_gen_factory = o.file_checksum_gen_factory;
+  ov.comparator = o.comparator;
+  ov.merge_operator = o.merge_operator;
+  ov.compaction_filter = o.compaction_filter;
+  ov.compaction_filter_factory = o.compaction_filter_factory;
+  ov.prefix_extractor = o.prefix_extractor;
+  ov.table_factory = o.table_factory;
+  ov.sst_partitioner_factory = o.sst_partitioner_factory;
+  ov.table_properties_collector_factories = o.table_properties_collector_factories;
+  ov.listeners = o.listeners;
+  ov.statistics = o.statistics;
+  return ov;
+}
+
+// `worker --job JOBS/<id>`: claims the job, compacts it with
+// DB::OpenAndCompact into JOBS/<id>/out, publishes result and status.
+// Exits 0 when it published (whatever the compaction's status), 3 when the
+// job was not its to run.
+int RunWorker(const Flags& wf) {
+  const std::string job = wf.job;
+  std::string kill_at = wf.kill_at;
+  if (kill_at.empty() && getenv("RINGMERGE_DRIVER_KILL_AT")) {
+    kill_at = getenv("RINGMERGE_DRIVER_KILL_AT");
+  }
+  if (!kill_at.empty() && kill_at != "claim" && kill_at != "file" && kill_at != "write") {
+    Die("unknown --kill-at " + kill_at);
+  }
+  if (PathExists(job + "/dead") || PathExists(job + "/cancel")) {
+    printf("worker: %s was given up by the primary\n", job.c_str());
+    return 3;
+  }
+  // O_EXCL: one worker per job. The lock is held until this process exits
+  // (the fd stays open): the primary's sign that an external worker lives.
+  int claim = open((job + "/claim").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (claim < 0) {
+    if (errno == EEXIST) {
+      printf("worker: %s is claimed already\n", job.c_str());
+      return 3;
+    }
+    Die("claim " + job + ": " + strerror(errno));
+  }
+  if (flock(claim, LOCK_EX) != 0) Die("flock claim: " + std::string(strerror(errno)));
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (write(claim, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+    Die("write claim: " + std::string(strerror(errno)));
+  }
+  if (kill_at == "claim") {
+    fprintf(stderr, "worker: --kill-at claim: SIGKILL\n");
+    fflush(stderr);
+    raise(SIGKILL);
+  }
+
+  std::string flags, info, input;
+  if (!ReadWhole(job + "/flags", &flags) || !ReadWhole(job + "/info", &info) ||
+      !ReadWhole(job + "/input", &input)) {
+    Die("cannot read job " + job);
+  }
+  Flags f = JobFlags(flags);
+  Options o = MakeOptions(f, nullptr);
+  CompactionServiceOptionsOverride ov = OverrideFor(o);
+  if (kill_at == "file" || kill_at == "write") {
+    ov.listeners.push_back(std::make_shared<KillOnTableFile>(kill_at == "write"));
+  }
+  const std::string db = InfoField(info, "db");
+  // The primary's CancelAwaitingJobs, seen through the `cancel` file.
+  std::atomic<bool> canceled{false}, finished{false};
+  std::thread watcher([&] {
+    while (!finished.load()) {
+      if (PathExists(job + "/cancel")) canceled = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  OpenAndCompactOptions oco;
+  oco.canceled = &canceled;
+  std::string result;
+  Status s = DB::OpenAndCompact(oco, db, job + "/out", input, &result, ov);
+  finished = true;
+  watcher.join();
+  if (!PublishFile(job + "/result", result) ||
+      !PublishFile(job + "/status", s.ok() ? "OK" : s.ToString())) {
+    Die("cannot publish the result of " + job + ": " + strerror(errno));
+  }
+  printf("worker: %s db=%s status=%s result_bytes=%zu\n", job.c_str(), db.c_str(),
+         s.ToString().c_str(), result.size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Flags f = ParseFlags(argc, argv);
+  if (f.cmd == "worker") return RunWorker(f);
+  // What a remote job's worker rebuilds its Options from.
+  for (int i = 2; i < argc; i++) primary_args.push_back(argv[i]);
   auto rec = std::make_shared<JobRecorder>();
   Options o = MakeOptions(f, rec);
   if (f.cmd == "run" || f.cmd == "build" || f.cmd == "bench") {
