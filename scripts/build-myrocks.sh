@@ -23,8 +23,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${RINGMERGE_CACHE:-$HOME/.cache/ringmerge}
 JOBS=${JOBS:-$(nproc)}
-VERSION=1:10.11.18-0+deb12u1
-UPSTREAM=10.11.18
 case "${1:-}" in
   "") mode=patched ;;
   --stock) mode=stock ;;
@@ -35,30 +33,12 @@ log() { printf '[build-myrocks] %s\n' "$*" >&2; }
 
 "$here/scripts/install-deps.sh"
 
-# Debian's source packages need a deb-src entry (the machine's sources are binary-only).
-src_list=/etc/apt/sources.list.d/ringmerge-src.sources
-if [ ! -f "$src_list" ]; then
-  log "adding a deb-src entry for bookworm main ($src_list)"
-  cat >"$src_list" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  apt-get update -qq
-fi
-
-root="$CACHE/mariadb-$UPSTREAM"
+. "$here/scripts/mariadb_source.bash"
+mariadb_deb_src
 mkdir -p "$root"
 exec 9>"$root.lock"
 flock 9
-dl="$root/download"
-if [ ! -f "$dl/mariadb_${UPSTREAM}.orig.tar.gz" ]; then
-  log "downloading the source package mariadb=$VERSION"
-  mkdir -p "$dl"
-  (cd "$dl" && apt-get source -qq --download-only "mariadb=$VERSION")
-fi
+mariadb_download
 pristine="$root/pristine"
 if [ ! -f "$pristine/.ringmerge-ready" ]; then
   log "unpacking into $pristine (Debian's patches applied)"

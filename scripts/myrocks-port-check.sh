@@ -11,8 +11,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${RINGMERGE_CACHE:-$HOME/.cache/ringmerge}
 JOBS=${JOBS:-$(nproc)}
-VERSION=1:10.11.18-0+deb12u1
-UPSTREAM=10.11.18
 t0=$(date +%s)
 log() { printf '[myrocks-port-check] %s\n' "$*" >&2; }
 ok() { log "$* ok ($(($(date +%s) - t0)) s)"; }
@@ -22,23 +20,13 @@ die() { log "FAILED: $*"; exit 1; }
 
 # The source package exactly as scripts/build-myrocks.sh gets it (same deb-src entry, download
 # directory and lock), so the two share one download.
-src_list=/etc/apt/sources.list.d/ringmerge-src.sources
-if [ ! -f "$src_list" ]; then
-  log "adding a deb-src entry for bookworm main ($src_list)"
-  printf '%s\n' "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: bookworm" \
-    "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" >"$src_list"
-  apt-get update -qq
-fi
-root="$CACHE/mariadb-$UPSTREAM" dl="$CACHE/mariadb-$UPSTREAM/download"
+. "$here/scripts/mariadb_source.bash"
+mariadb_deb_src
 mkdir -p "$root"
 exec 9>"$root.lock"
 # build-myrocks.sh holds the lock for its whole build (up to ~13 min): say why we wait.
 flock -n 9 || { log "waiting for $root.lock (scripts/build-myrocks.sh running?)"; flock 9; }
-if [ ! -f "$dl/mariadb_${UPSTREAM}.orig.tar.gz" ]; then
-  log "downloading the source package mariadb=$VERSION"
-  mkdir -p "$dl"
-  (cd "$dl" && apt-get source -qq --download-only "mariadb=$VERSION")
-fi
+mariadb_download
 ok "source package $VERSION"
 
 # Our own pristine tree (build-myrocks.sh's src/ belongs to real builds): storage/rocksdb only,
