@@ -718,6 +718,36 @@ fn zstd_with_dictionary() {
 }
 
 #[test]
+fn zstd_with_trained_and_finalized_dictionaries() {
+    // The dictionary ZSTD builds from up to 64 KiB of sampled blocks: trained
+    // (ZDICT_trainFromBuffer) or finalized (ZDICT_finalizeDictionary), not the raw samples.
+    // Files of 2000 keys give the trainer enough samples to produce one (with 50 it gives none,
+    // and the files then have no dictionary at all).
+    for (name, trainer) in [("zstd_trained_dict", "1"), ("zstd_finalized_dict", "0")] {
+        let log = compressed_scenario(
+            name,
+            &[
+                "--compression",
+                "zstd",
+                "--max-dict-bytes",
+                "16384",
+                "--zstd-max-train-bytes",
+                "65536",
+                "--zstd-dict-trainer",
+                trainer,
+                "--keys-per-file",
+                "2000",
+            ],
+        );
+        assert_decompressed(&log);
+        assert!(
+            log_sum(&log, "dict_files") > 0,
+            "{name}: no input had a dictionary"
+        );
+    }
+}
+
+#[test]
 fn lz4_and_zlib_with_dictionary() {
     for codec in ["lz4", "zlib"] {
         let log = compressed_scenario(

@@ -14,6 +14,14 @@
 //                                      runs one remote compaction job a
 //                                      primary with --remote JOBS wrote (see
 //                                      FolderCompactionService), exits 0
+//   ringmerge_driver load    --db DIR --keys N [--value-size B] [--write-buffer-mb M]
+//                            [--compaction-threads T]
+//                                      a live database: N random 16-byte keys
+//                                      (db_bench fillrandom's shape, no WAL)
+//                                      with automatic compactions on, then waits
+//                                      for them; prints the write rate, the
+//                                      stall time and the compactions' totals
+//                                      (and with --remote the workers' CPU)
 //   ringmerge_driver bench   --db DIR [--drop-caches] [scenario flags]
 //                                      build (holding its snapshots), drop the
 //                                      page cache, CompactRange, print the job
@@ -70,6 +78,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,6 +124,10 @@ struct Flags {
   std::string compression = "none";
   std::string bottommost_compression;  // empty: same as --compression
   uint32_t max_dict_bytes = 0;         // > 0: compression dictionaries
+  // > 0: ZSTD trains the dictionary on up to this many sampled bytes (or
+  // finalizes it, see zstd_dict_trainer); 0: the raw samples are the dictionary.
+  uint32_t zstd_max_train_bytes = 0;
+  bool zstd_dict_trainer = true;  // ZDICT_trainFromBuffer; false: ZDICT_finalizeDictionary
   std::string index_type = "binary";   // binary|hash|partitioned|first-key
   // Values that compress (3 of every 4 words from a small set); on by default
   // whenever a compression is set, so blocks really are stored compressed.
@@ -136,6 +149,10 @@ struct Flags {
   bool remote_spawn = false;
   int remote_timeout = 600;
   bool remote_fail_on_death = false;  // --on-worker-death fail
+  // load: how many keys, memtable size, compaction threads.
+  uint64_t load_keys = 0;
+  int write_buffer_mb = 64;
+  int compaction_threads = 2;
   // The worker command: its job folder and the test hook.
   std::string job, kill_at;
 };
@@ -169,6 +186,10 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--key-max") f.key_max = atoi(next().c_str());
     else if (a == "--value-min") f.value_min = atoi(next().c_str());
     else if (a == "--value-max") f.value_max = atoi(next().c_str());
+    else if (a == "--value-size") f.value_min = f.value_max = atoi(next().c_str());
+    else if (a == "--keys") f.load_keys = strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--write-buffer-mb") f.write_buffer_mb = atoi(next().c_str());
+    else if (a == "--compaction-threads") f.compaction_threads = atoi(next().c_str());
     else if (a == "--base-levels") f.base_levels = atoi(next().c_str());
     else if (a == "--delete-pct") f.delete_pct = atoi(next().c_str());
     else if (a == "--merge-pct") f.merge_pct = atoi(next().c_str());
@@ -185,6 +206,8 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--compression") f.compression = next();
     else if (a == "--bottommost-compression") f.bottommost_compression = next();
     else if (a == "--max-dict-bytes") f.max_dict_bytes = static_cast<uint32_t>(atoi(next().c_str()));
+    else if (a == "--zstd-max-train-bytes") f.zstd_max_train_bytes = static_cast<uint32_t>(atoi(next().c_str()));
+    else if (a == "--zstd-dict-trainer") f.zstd_dict_trainer = next() != "0";
     else if (a == "--index-type") f.index_type = next();
     else if (a == "--compressible") f.compressible = true;
     else if (a == "--fs") f.fs = next();
@@ -424,15 +447,38 @@ class JobRecorder : public EventListener {
              s.total_output_bytes, s.num_output_files);
     std::lock_guard<std::mutex> l(mu_);
     lines_.push_back(buf);
+    if (s.num_input_files_trivially_moved > 0) {
+      totals_.moves++;  // no bytes read or written: not a compaction's work
+      return;
+    }
+    totals_.jobs++;
+    totals_.input_bytes += s.total_input_bytes;
+    totals_.output_bytes += s.total_output_bytes;
+    totals_.elapsed_micros += s.elapsed_micros;
+    totals_.cpu_micros += s.cpu_micros;
   }
   std::vector<std::string> Lines() {
     std::lock_guard<std::mutex> l(mu_);
     return lines_;
   }
+  // Sums over the compactions the primary completed, trivial moves apart. A
+  // remote job's stats are the worker's, carried back in its result: its
+  // elapsed_micros is the worker's compaction, and its cpu_micros is that
+  // same elapsed time (CompactionServiceCompactionJob::Run sets it so), not
+  // CPU: the workers' CPU comes from the folder service (wait4).
+  struct Totals {
+    uint64_t jobs = 0, moves = 0, input_bytes = 0, output_bytes = 0, elapsed_micros = 0,
+             cpu_micros = 0;
+  };
+  Totals Sum() {
+    std::lock_guard<std::mutex> l(mu_);
+    return totals_;
+  }
 
  private:
   std::mutex mu_;
   std::vector<std::string> lines_;
+  Totals totals_;
 };
 
 // Counts the reads of table files RocksDB reports to listeners
@@ -605,6 +651,7 @@ class FolderCompactionService : public CompactionService {
     }
     std::lock_guard<std::mutex> l(mu_);
     pids_[id] = pid;
+    scheduled_at_[id] = std::chrono::steady_clock::now();
     return CompactionServiceScheduleResponse(id, CompactionServiceJobStatus::kSuccess);
   }
 
@@ -623,6 +670,15 @@ class FolderCompactionService : public CompactionService {
       ~Done() {
         std::lock_guard<std::mutex> l(s->mu_);
         s->pids_.erase(id);
+        auto at = s->scheduled_at_.find(id);
+        if (at != s->scheduled_at_.end()) {
+          s->totals_.jobs++;
+          s->totals_.wall_micros += static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - at->second)
+                  .count());
+          s->scheduled_at_.erase(at);
+        }
       }
     } done{this, id};
     const std::string job = dir_ + "/" + id;
@@ -631,7 +687,7 @@ class FolderCompactionService : public CompactionService {
     for (;;) {
       // status is published after result: once it is there, both are whole.
       if (PathExists(job + "/status")) {
-        if (pid > 0) waitpid(pid, nullptr, 0);  // exiting now; no zombie
+        if (pid > 0) Reap(pid, 0);  // exiting now; no zombie
         std::string status;
         if (!ReadWhole(job + "/status", &status) || !ReadWhole(job + "/result", result)) {
           return GiveUp(job, "unreadable result", result);
@@ -651,7 +707,7 @@ class FolderCompactionService : public CompactionService {
       if (gone.empty() && std::chrono::steady_clock::now() > deadline) {
         if (pid > 0) {
           kill(pid, SIGKILL);
-          waitpid(pid, nullptr, 0);
+          Reap(pid, 0);
         }
         return GiveUp(job, "timeout", result);
       }
@@ -702,7 +758,7 @@ class FolderCompactionService : public CompactionService {
     char why[64];
     if (*pid > 0) {
       int st;
-      if (waitpid(*pid, &st, WNOHANG) != *pid) return "";
+      if (Reap(*pid, WNOHANG, &st) != *pid) return "";
       *pid = -1;
       if (WIFSIGNALED(st)) snprintf(why, sizeof(why), "worker killed by signal %d", WTERMSIG(st));
       else snprintf(why, sizeof(why), "worker exited %d", WEXITSTATUS(st));
@@ -733,17 +789,50 @@ class FolderCompactionService : public CompactionService {
                           : CompactionServiceJobStatus::kUseLocal;
   }
 
+  // waitpid that adds the worker's CPU (every thread of it, io_uring's
+  // io-wq workers included: they belong to its thread group) to the totals.
+  pid_t Reap(pid_t pid, int options, int* status = nullptr) {
+    int st = 0;
+    struct rusage ru {};
+    pid_t r = wait4(pid, &st, options, &ru);
+    if (r == pid) {
+      std::lock_guard<std::mutex> l(mu_);
+      totals_.workers++;
+      totals_.worker_cpu_micros +=
+          static_cast<uint64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+          static_cast<uint64_t>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    }
+    if (status) *status = st;
+    return r;
+  }
+
+ public:
+  // What the jobs cost, seen from the primary: jobs waited for, their wall
+  // time from Schedule to the end of Wait, and the CPU of the workers it
+  // spawned and reaped (external workers' CPU is theirs to report).
+  struct Totals {
+    uint64_t jobs = 0, wall_micros = 0, workers = 0, worker_cpu_micros = 0;
+  };
+  Totals Sum() {
+    std::lock_guard<std::mutex> l(mu_);
+    return totals_;
+  }
+
+ private:
   std::string dir_, exe_, flags_;
   bool spawn_, fail_on_death_;
   int timeout_s_;
   std::atomic<bool> canceled_{false};
   std::mutex mu_;
   std::map<std::string, pid_t> pids_;  // scheduled, Wait not returned yet
+  std::map<std::string, std::chrono::steady_clock::time_point> scheduled_at_;
+  Totals totals_;
 };
 
 // One service per process: MakeOptions also builds Options for Dump's readers.
-std::shared_ptr<CompactionService> RemoteService(const Flags& f) {
-  static std::shared_ptr<CompactionService> svc = std::make_shared<FolderCompactionService>(f);
+std::shared_ptr<FolderCompactionService> RemoteService(const Flags& f) {
+  static std::shared_ptr<FolderCompactionService> svc =
+      std::make_shared<FolderCompactionService>(f);
   return svc;
 }
 
@@ -765,6 +854,8 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   }
   o.compression = ParseCompression(f.compression);
   o.compression_opts.max_dict_bytes = f.max_dict_bytes;
+  o.compression_opts.zstd_max_train_bytes = f.zstd_max_train_bytes;
+  o.compression_opts.use_zstd_dict_trainer = f.zstd_dict_trainer;
   if (!f.bottommost_compression.empty()) {
     // MyRocks-like: one codec for the upper levels, another (and the
     // dictionary, if any) for the bottommost level.
@@ -1103,6 +1194,78 @@ CompactionServiceOptionsOverride OverrideFor(const Options& o) {
 // DB::OpenAndCompact into JOBS/<id>/out, publishes result and status.
 // Exits 0 when it published (whatever the compaction's status), 3 when the
 // job was not its to run.
+// load's database: db_bench fillrandom's shape in the paper's configuration
+// (no WAL, no block cache, two memtables of --write-buffer-mb, one flush
+// thread) with automatic compactions on, --compaction-threads of them, files
+// and L1 sized from the memtable as RocksDB's defaults are (64 MiB, 256 MiB).
+void LoadOptions(const Flags& f, Options* o) {
+  const uint64_t mem = static_cast<uint64_t>(f.write_buffer_mb) << 20;
+  o->disable_auto_compactions = false;
+  o->write_buffer_size = mem;
+  o->max_write_buffer_number = 2;
+  o->min_write_buffer_number_to_merge = 1;
+  o->max_background_flushes = 1;
+  o->max_background_compactions = f.compaction_threads;
+  o->target_file_size_base = mem;
+  o->max_bytes_for_level_base = 4 * mem;
+  o->statistics = CreateDBStatistics();
+}
+
+// Writes --keys random keys (uniform over [0, keys), as fillrandom), waits
+// for the compactions they cause, and prints one `load` line (the write rate
+// and RocksDB's stall time), one `load_compactions` line (the compactions the
+// primary completed: their input and output bytes, and the time and CPU
+// their stats report) and, with --remote, one `load_remote` line (jobs, their
+// wall time seen from the primary, the spawned workers' CPU).
+int RunLoad(const Flags& f, DB* db, const Options& o, JobRecorder* rec) {
+  if (f.load_keys == 0) Die("load needs --keys N");
+  if (f.value_max < 16) Die("load wants --value-size >= 16");
+  Rng rng{f.seed};
+  char key[17];
+  std::string value(static_cast<size_t>(f.value_max), '\0');
+  WriteOptions wo;
+  wo.disableWAL = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since = [&t0] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (uint64_t i = 0; i < f.load_keys; i++) {
+    snprintf(key, sizeof(key), "%016" PRIx64, rng.Uniform(f.load_keys));
+    // Half random, half a copy (db_bench's values compress to about half).
+    for (size_t j = 0; j + 8 <= value.size() / 2; j += 8) {
+      uint64_t x = rng.Next();
+      memcpy(&value[j], &x, 8);
+    }
+    memcpy(&value[value.size() / 2], value.data(), value.size() - value.size() / 2);
+    Check(db->Put(wo, Slice(key, 16), value), "Put");
+  }
+  const double write_s = since();
+  // The memtable's last keys go to L0 too, and everything they cause runs
+  // before the line is printed (not at close, where it would be canceled).
+  WaitForCompactOptions wait;
+  wait.flush = true;
+  Check(db->WaitForCompact(wait), "WaitForCompact");
+  const double total_s = since();
+  const uint64_t stall = o.statistics->getTickerCount(STALL_MICROS);
+  const double mb = static_cast<double>(f.load_keys) * (16 + value.size()) / (1 << 20);
+  printf("load keys=%" PRIu64 " value_size=%zu write_s=%.3f ops_per_s=%.0f write_mb_per_s=%.2f "
+         "stall_s=%.3f total_s=%.3f\n",
+         f.load_keys, value.size(), write_s, f.load_keys / write_s, mb / write_s, stall / 1e6,
+         total_s);
+  const JobRecorder::Totals c = rec->Sum();
+  printf("load_compactions jobs=%" PRIu64 " trivial_moves=%" PRIu64
+         " input_mb=%.2f output_mb=%.2f job_s=%.3f job_cpu_s=%.3f\n",
+         c.jobs, c.moves, c.input_bytes / 1048576.0, c.output_bytes / 1048576.0, c.elapsed_micros / 1e6,
+         c.cpu_micros / 1e6);
+  if (!f.remote.empty()) {
+    const FolderCompactionService::Totals r = RemoteService(f)->Sum();
+    printf("load_remote jobs=%" PRIu64 " wall_s=%.3f workers_reaped=%" PRIu64
+           " worker_cpu_s=%.3f\n",
+           r.jobs, r.wall_micros / 1e6, r.workers, r.worker_cpu_micros / 1e6);
+  }
+  return 0;
+}
+
 int RunWorker(const Flags& wf) {
   const std::string job = wf.job;
   std::string kill_at = wf.kill_at;
@@ -1181,7 +1344,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; i++) primary_args.push_back(argv[i]);
   auto rec = std::make_shared<JobRecorder>();
   Options o = MakeOptions(f, rec);
-  if (f.cmd == "run" || f.cmd == "build" || f.cmd == "bench") {
+  if (f.cmd == "load") LoadOptions(f, &o);
+  if (f.cmd == "run" || f.cmd == "build" || f.cmd == "bench" || f.cmd == "load") {
     Check(DestroyDB(f.db, o), "DestroyDB");
   } else {
     o.create_if_missing = false;
@@ -1189,6 +1353,7 @@ int main(int argc, char** argv) {
   DB* raw = nullptr;
   Check(DB::Open(o, f.db, &raw), "DB::Open");
   std::unique_ptr<DB> db(raw);
+  if (f.cmd == "load") return RunLoad(f, db.get(), o, rec.get());
   if (f.cmd == "run" || f.cmd == "build") {
     std::map<std::string, std::string> model;
     std::vector<const Snapshot*> snaps = Build(f, db.get(), &model);
