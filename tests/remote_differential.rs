@@ -175,3 +175,96 @@ fn a_killed_worker_falls_back_to_local_compaction() {
         );
     }
 }
+
+/// The remote benchmark (`scripts/bench_remote.py`, the README's remote section) at `--quick`
+/// scale, end to end: every variant runs, remote jobs go to spawned workers and are reaped, and
+/// the figures it reports agree with the raw outputs each run left (the driver's lines, perf's
+/// count, the outcome lines). Nothing is timed.
+#[test]
+fn remote_benchmark_quick_runs_end_to_end() {
+    let out = common::root().join("target/bench-remote-quick");
+    let _ = std::fs::remove_dir_all(&out);
+    let res = Command::new("python3")
+        .arg(common::root().join("scripts/bench_remote.py"))
+        .args(["--quick", "--out"])
+        .arg(&out)
+        .arg("--driver")
+        .arg(driver())
+        .output()
+        .expect("spawn python3");
+    assert!(
+        res.status.success(),
+        "bench_remote.py --quick failed: {}\n{}",
+        String::from_utf8_lossy(&res.stderr),
+        String::from_utf8_lossy(&res.stdout)
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["failed_checks"].as_array().unwrap().len(), 0);
+    let rows = results["rows"].as_array().unwrap();
+    let variants: Vec<&str> = rows
+        .iter()
+        .map(|r| r["variant"].as_str().unwrap())
+        .collect();
+    for v in [
+        "local-stock",
+        "local-ringmerge",
+        "remote-stock",
+        "remote-ringmerge",
+    ] {
+        assert!(variants.contains(&v), "no {v} run: {variants:?}");
+    }
+    for r in rows {
+        let variant = r["variant"].as_str().unwrap();
+        let dir = out.join(format!("{variant}-rep{}", r["rep"]));
+        let stdout = std::fs::read_to_string(dir.join("stdout.txt")).unwrap();
+        let field = |line: &str, key: &str| -> f64 {
+            let l = stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("{line} ")))
+                .unwrap_or_else(|| panic!("{variant}: no {line} line in {stdout}"));
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{variant}: no {key} in {l}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            field("load_compactions", "jobs") > 0.0,
+            "{variant}: no compaction"
+        );
+        assert_eq!(
+            r["jobs"].as_f64().unwrap(),
+            field("load_compactions", "jobs")
+        );
+        // perf's own count, read here: `<n>,,raw_syscalls:sys_enter,...`.
+        let perf = std::fs::read_to_string(dir.join("perf.txt")).unwrap();
+        let syscalls: u64 = perf
+            .lines()
+            .find(|l| l.contains("raw_syscalls:sys_enter"))
+            .and_then(|l| l.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{variant}: no syscall count in {perf}"));
+        assert!(syscalls > 0);
+        assert_eq!(r["syscalls"].as_u64().unwrap(), syscalls);
+        let outcomes = std::fs::read_to_string(dir.join("outcomes")).unwrap_or_default();
+        let accelerated = common::parse_outcomes(&outcomes)
+            .iter()
+            .filter(|o| o.accelerated)
+            .count() as u64;
+        assert_eq!(r["accelerated"].as_u64().unwrap(), accelerated, "{variant}");
+        if variant.ends_with("ringmerge") {
+            assert!(accelerated > 0, "{variant}: nothing accelerated");
+        } else {
+            assert_eq!(accelerated, 0, "{variant}: stock accelerated");
+        }
+        if variant.starts_with("remote") {
+            let jobs = field("load_remote", "jobs");
+            assert!(jobs > 0.0, "{variant}: no job went to a worker");
+            // Every job's worker was spawned, waited for and reaped, its CPU counted.
+            assert_eq!(field("load_remote", "workers_reaped"), jobs, "{variant}");
+            assert!(field("load_remote", "worker_cpu_s") > 0.0, "{variant}");
+            assert!(field("load_remote", "worker_compact_s") > 0.0, "{variant}");
+        }
+    }
+}

@@ -95,6 +95,7 @@
 #include "rocksdb/sst_file_reader.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/options_util.h"
 #include "utilities/merge_operators.h"
 
 using namespace ROCKSDB_NAMESPACE;
@@ -461,11 +462,10 @@ class JobRecorder : public EventListener {
     std::lock_guard<std::mutex> l(mu_);
     return lines_;
   }
-  // Sums over the compactions the primary completed, trivial moves apart. A
-  // remote job's stats are the worker's, carried back in its result: its
-  // elapsed_micros is the worker's compaction, and its cpu_micros is that
-  // same elapsed time (CompactionServiceCompactionJob::Run sets it so), not
-  // CPU: the workers' CPU comes from the folder service (wait4).
+  // Sums over the compactions the primary completed, trivial moves apart.
+  // For a remote job these are not the worker's costs (its cpu_micros is a
+  // wall time: CompactionServiceCompactionJob::Run sets it so); the folder
+  // service measures those (wait4, the worker's own timing).
   struct Totals {
     uint64_t jobs = 0, moves = 0, input_bytes = 0, output_bytes = 0, elapsed_micros = 0,
              cpu_micros = 0;
@@ -688,6 +688,12 @@ class FolderCompactionService : public CompactionService {
       // status is published after result: once it is there, both are whole.
       if (PathExists(job + "/status")) {
         if (pid > 0) Reap(pid, 0);  // exiting now; no zombie
+        std::string usage;
+        if (ReadWhole(job + "/usage", &usage)) {
+          std::lock_guard<std::mutex> l(mu_);
+          totals_.worker_compact_micros +=
+              strtoull(InfoField(usage, "open_and_compact_micros").c_str(), nullptr, 10);
+        }
         std::string status;
         if (!ReadWhole(job + "/status", &status) || !ReadWhole(job + "/result", result)) {
           return GiveUp(job, "unreadable result", result);
@@ -808,10 +814,12 @@ class FolderCompactionService : public CompactionService {
 
  public:
   // What the jobs cost, seen from the primary: jobs waited for, their wall
-  // time from Schedule to the end of Wait, and the CPU of the workers it
-  // spawned and reaped (external workers' CPU is theirs to report).
+  // time from Schedule to the end of Wait, the CPU of the workers it spawned
+  // and reaped (external workers' CPU is theirs to report), and the time the
+  // workers say their OpenAndCompact took.
   struct Totals {
-    uint64_t jobs = 0, wall_micros = 0, workers = 0, worker_cpu_micros = 0;
+    uint64_t jobs = 0, wall_micros = 0, workers = 0, worker_cpu_micros = 0,
+             worker_compact_micros = 0;
   };
   Totals Sum() {
     std::lock_guard<std::mutex> l(mu_);
@@ -1259,11 +1267,30 @@ int RunLoad(const Flags& f, DB* db, const Options& o, JobRecorder* rec) {
          c.cpu_micros / 1e6);
   if (!f.remote.empty()) {
     const FolderCompactionService::Totals r = RemoteService(f)->Sum();
-    printf("load_remote jobs=%" PRIu64 " wall_s=%.3f workers_reaped=%" PRIu64
+    printf("load_remote jobs=%" PRIu64 " wall_s=%.3f worker_compact_s=%.3f workers_reaped=%" PRIu64
            " worker_cpu_s=%.3f\n",
-           r.jobs, r.wall_micros / 1e6, r.workers, r.worker_cpu_micros / 1e6);
+           r.jobs, r.wall_micros / 1e6, r.worker_compact_micros / 1e6, r.workers,
+           r.worker_cpu_micros / 1e6);
   }
   return 0;
+}
+
+// A DB built with merge operands, opened without --merge-pct, has no merge
+// operator: RocksDB does not check that at open, and a Get on a merge operand
+// then dereferences the null operator (a crash in stock's read path). Say so
+// instead, from what the DB's latest OPTIONS file persisted.
+void RefuseMissingMergeOperator(const Flags& f, const Options& o) {
+  if (o.merge_operator) return;
+  std::string name, text;
+  if (!GetLatestOptionsFileName(f.db, o.env, &name).ok()) return;  // DB::Open will say why
+  if (!ReadWhole(f.db + "/" + name, &text)) return;
+  for (size_t at = 0; (at = text.find("merge_operator=", at)) != std::string::npos;) {
+    at += strlen("merge_operator=");
+    std::string v = text.substr(at, text.find('\n', at) - at);
+    if (v != "nullptr") {
+      Die(f.db + " was built with a merge operator (" + v + "): pass the --merge-pct it was built with");
+    }
+  }
 }
 
 int RunWorker(const Flags& wf) {
@@ -1323,9 +1350,17 @@ int RunWorker(const Flags& wf) {
   OpenAndCompactOptions oco;
   oco.canceled = &canceled;
   std::string result;
+  const auto t0 = std::chrono::steady_clock::now();
   Status s = DB::OpenAndCompact(oco, db, job + "/out", input, &result, ov);
+  const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
   finished = true;
   watcher.join();
+  // How long OpenAndCompact took here (opening the inputs, compacting,
+  // closing): the worker's side of the job, stock or accelerated alike (the
+  // result's job stats time the primary's wait, not this).
+  WriteWhole(job + "/usage", "open_and_compact_micros=" + std::to_string(took) + "\n");
   if (!PublishFile(job + "/result", result) ||
       !PublishFile(job + "/status", s.ok() ? "OK" : s.ToString())) {
     Die("cannot publish the result of " + job + ": " + strerror(errno));
@@ -1349,6 +1384,7 @@ int main(int argc, char** argv) {
     Check(DestroyDB(f.db, o), "DestroyDB");
   } else {
     o.create_if_missing = false;
+    RefuseMissingMergeOperator(f, o);
   }
   DB* raw = nullptr;
   Check(DB::Open(o, f.db, &raw), "DB::Open");
