@@ -1,7 +1,8 @@
 //! The readers of ringmerge's outcome lines, on lines in the exact forms ringmerge writes them
 //! (taken from real LOGs and RINGMERGE_OUTCOME_LOG files): the tests' parser in
 //! tests/common/mod.rs, and the scripts' in scripts/outcomes.py, which must read every line the
-//! same way. No RocksDB build needed.
+//! same way; and scripts/fallback_census.py, which classes the fallback reasons of outcome files.
+//! No RocksDB build needed.
 
 use std::process::Command;
 
@@ -158,4 +159,154 @@ print(json.dumps([dict(accelerated=o.accelerated, subcompaction=o.subcompaction,
             }
         }
     }
+}
+
+/// scripts/fallback_census.py groups outcome files by suite or crash-test profile and mode, folds
+/// reasons that differ only in file numbers, paths, sizes and debug dumps into one class (names
+/// with digits in them stay whole), judges each class, and fails `--strict` on one it cannot judge.
+#[test]
+fn the_fallback_census_classes_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[&str]| {
+        std::fs::write(dir.path().join(name), lines.join("\n") + "\n").unwrap()
+    };
+    let accelerated = OUTCOME_FILE.lines().next().unwrap();
+    write(
+        "db_compaction_test.native.0.outcomes",
+        &[
+            accelerated,
+            "fallback input #12 is compressed with BZip2, which ringmerge does not decode",
+            "fallback comparator rocksdb.Uint64Comparator is not the bytewise comparator",
+            "fallback input #19 on file system MemoryFileSystem: /t/db_1/000019.sst is not a \
+             local file (No such file or directory (os error 2))",
+        ],
+    );
+    write(
+        "db_compaction_test.native.1.outcomes",
+        &[
+            "fallback input #3 is compressed with BZip2, which ringmerge does not decode",
+            "fallback input #20 on file system MemoryFileSystem: /t/db_2/000020.sst is not a \
+             local file (No such file or directory (os error 2))",
+            "fallback opening the merge: Not implemented: block of 4194340 bytes at offset 0 in \
+             /t/db_2/000013.sst exceeds the read size 4194304",
+        ],
+    );
+    write(
+        "whitebox.native.plain.outcomes",
+        &[
+            accelerated,
+            accelerated,
+            "fallback comparator rev:RocksDB_SE_v3.10 is not bytewise (ringmerge merges with \
+             RocksDB's bytewise comparator or MyRocks' RocksDB_SE_v3.10)",
+            "fallback input #7 has a global seqno (ingested)",
+        ],
+    );
+    // Not an outcome file: left out.
+    write(
+        "whitebox.native.plain.log",
+        &["fallback input #1 has a global seqno (ingested)"],
+    );
+    let json = dir.path().join("census.json");
+    let census = || {
+        let out = Command::new("python3")
+            .arg(root().join("scripts/fallback_census.py"))
+            .arg(dir.path())
+            .arg("--strict")
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("run python3");
+        let text = std::fs::read(&json).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        let c: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        (out.status.code(), c)
+    };
+
+    let (code, c) = census();
+    assert_eq!(code, Some(0), "{c:#}");
+    let sources: Vec<_> = c["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap(),
+                s["mode"].as_str().unwrap(),
+                s["files"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("crash:plain", "native", Some(1)),
+            ("db_compaction_test", "native", Some(2))
+        ]
+    );
+    assert_eq!(c["totals"]["accelerated"], 3);
+    assert_eq!(c["totals"]["fallback"], 8);
+    let classes: Vec<_> = c["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["class"].as_str().unwrap(),
+                k["verdict"].as_str().unwrap(),
+                k["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mem_fs = "input #N on file system MemoryFileSystem: <path> is not a local file (No such \
+                  file or directory (os error N))";
+    let rev = "comparator rev:RocksDB_SE_v3.10 is not bytewise (ringmerge merges with RocksDB's \
+               bytewise comparator or MyRocks' RocksDB_SE_v3.10)";
+    assert_eq!(
+        classes,
+        [
+            (
+                "input #N is compressed with BZip2, which ringmerge does not decode",
+                "yes",
+                2
+            ),
+            (mem_fs, "yes", 2),
+            (rev, "no", 1),
+            (
+                "comparator rocksdb.Uint64Comparator is not the bytewise comparator",
+                "yes",
+                1
+            ),
+            ("input #N has a global seqno (ingested)", "no", 1),
+            (
+                "opening the merge: Not implemented: block of N bytes at offset N in <path> \
+                 exceeds the read size N",
+                "yes",
+                1
+            ),
+        ]
+    );
+    let bzip2 = &c["classes"][0];
+    assert_eq!(
+        bzip2["example"],
+        "input #12 is compressed with BZip2, which ringmerge does not decode"
+    );
+    assert_eq!(bzip2["counts"]["db_compaction_test/native"], 2);
+
+    // A reason nobody has judged yet fails --strict.
+    write(
+        "blackbox.native.faults.outcomes",
+        &["fallback something new at offset 77 in /t/db/000009.sst"],
+    );
+    let (code, c) = census();
+    assert_eq!(code, Some(1), "{c:#}");
+    assert_eq!(c["unclassified"], 1);
+    let new = c["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["verdict"] == "unclassified")
+        .unwrap();
+    assert_eq!(new["class"], "something new at offset N in <path>");
+    assert_eq!(new["counts"]["crash:faults/native"], 1);
 }
