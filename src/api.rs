@@ -6,6 +6,7 @@
 
 use crate::ahead::{Failure, Session};
 use crate::block::checksum::ChecksumType;
+use crate::block::key::UserKeyOrder;
 use crate::block::BlockHandle;
 use crate::compaction::{CompactionSpec, MergeEngine};
 use crate::config::{Config, MergeAhead, Mode};
@@ -222,6 +223,16 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
         bounds: Bounds {
             start: input.has_start.then_some(input.start),
             end: input.has_end.then_some(input.end),
+            order: match input.user_key_order {
+                crate::contract::UserKeyOrder::Bytewise => UserKeyOrder::Bytewise,
+                crate::contract::UserKeyOrder::BytewiseU64Ts => UserKeyOrder::BytewiseU64Ts,
+                other => {
+                    return Err(Error::not_supported(format!(
+                        "user key order {} is not one ringmerge merges",
+                        other.repr
+                    )))
+                }
+            },
         },
         direct: input.use_direct_reads,
         memory_budget: config.memory_budget,

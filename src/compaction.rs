@@ -6,6 +6,7 @@
 //! N+1, because RocksDB's `CompactionIterator` may still look at the previous entry right after it
 //! advanced its input (the same contract a block iterator gives when it crosses a block).
 
+use crate::block::key::UserKeyOrder;
 use crate::error::{Error, Result};
 use crate::merge::bpf::session::BpfBatcher;
 use crate::merge::bpf::{self, Selection};
@@ -288,6 +289,14 @@ impl CompactionSession {
         // and say why.
         let (bpf_engine, bpf_unavailable) = match spec.merge {
             MergeEngine::Native => (None, None),
+            // The program compares user keys bytewise only.
+            MergeEngine::Bpf(_) if spec.bounds.order != UserKeyOrder::Bytewise => (
+                None,
+                Some(format!(
+                    "the BPF merge orders user keys bytewise, not as {:?}",
+                    spec.bounds.order
+                )),
+            ),
             MergeEngine::Bpf(sel) => match bpf::engine() {
                 Ok(e) => (Some((e, sel)), None),
                 Err(why) => (None, Some(why.to_owned())),

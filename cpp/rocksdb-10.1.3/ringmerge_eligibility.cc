@@ -164,8 +164,11 @@ Status ListBlocks(const InputScope& scope, const BlockBasedTable::Rep& rep,
     const BlockHandle& h = iiter->value().handle;
     out->block_handles.push_back(h.offset());
     out->block_handles.push_back(h.size());
+    // Without timestamps, as stock picks files (MakeInputIterator): every
+    // version of the end key is past the end.
     if (scope.end_user_key != nullptr &&
-        ucmp->Compare(iiter->user_key(), *scope.end_user_key) >= 0) {
+        ucmp->CompareWithoutTimestamp(iiter->user_key(),
+                                      *scope.end_user_key) >= 0) {
       break;
     }
   }
@@ -178,9 +181,12 @@ std::string CheckCompaction(const Compaction& c,
                             const ImmutableDBOptions& db_options) {
   const Comparator* ucmp = c.column_family_data()->user_comparator();
   const MutableCFOptions& mopts = c.mutable_cf_options();
-  if (ucmp != BytewiseComparator()) {
+  // The orders ringmerge merges in (UserKeyOrder); BytewiseComparatorWithU64Ts
+  // is RocksDB's built-in one for user-defined timestamps.
+  if (ucmp != BytewiseComparator() && ucmp != BytewiseComparatorWithU64Ts()) {
     return std::string("comparator ") + ucmp->Name() +
-           " is not the bytewise comparator";
+           " is neither the bytewise comparator nor the bytewise one with "
+           "u64 timestamps";
   }
   if (mopts.table_factory == nullptr ||
       !mopts.table_factory->IsInstanceOf(
@@ -203,10 +209,12 @@ std::string CheckCompaction(const Compaction& c,
 bool Overlaps(const Comparator* ucmp, const FileMetaData& meta,
               const std::optional<Slice>& start,
               const std::optional<Slice>& end) {
+  // Without timestamps, as VersionSet::MakeInputIterator skips files.
   return !(start.has_value() &&
-           ucmp->Compare(*start, meta.largest.user_key()) > 0) &&
+           ucmp->CompareWithoutTimestamp(*start, meta.largest.user_key()) >
+               0) &&
          !(end.has_value() &&
-           ucmp->Compare(*end, meta.smallest.user_key()) < 0);
+           ucmp->CompareWithoutTimestamp(*end, meta.smallest.user_key()) < 0);
 }
 
 std::string CheckInputProperties(const Compaction& c,
