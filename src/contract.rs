@@ -40,6 +40,10 @@ pub mod ffi {
         runs: Vec<SortedRun>,
         /// How the column family's user keys sort.
         user_key_order: UserKeyOrder,
+        /// The files store user keys without their timestamps
+        /// (`persist_user_defined_timestamps` = false): RocksDB's readers append the minimum
+        /// timestamp to each, and so must the merge.
+        timestamps_not_persisted: bool,
         /// Subcompaction bounds on user keys: start inclusive, end exclusive; without their
         /// timestamps when the order has them (RocksDB clips every version of a key alike).
         has_start: bool,

@@ -107,6 +107,8 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
   scope.start_ikey = start.has_value() ? &start_slice : nullptr;
   scope.end_user_key = end.has_value() ? &*end : nullptr;
   scope.wrapped_fs = ringmerge_internal::WrappedFileSystem(db_options);
+  scope.timestamps_persisted =
+      ts_sz == 0 || cfd->ioptions().persist_user_defined_timestamps;
 
   for (size_t which = 0; which < c.num_input_levels(); which++) {
     const LevelFilesBrief* flevel = c.input_levels(which);
@@ -152,6 +154,7 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
   // CheckCompaction let only these two comparators through.
   out->input.user_key_order = ts_sz > 0 ? ringmerge::UserKeyOrder::BytewiseU64Ts
                                         : ringmerge::UserKeyOrder::Bytewise;
+  out->input.timestamps_not_persisted = !scope.timestamps_persisted;
   // The bounds go without their timestamps (what the merge compares them
   // with: every version of a key is in or out alike).
   if (start.has_value()) {

@@ -93,7 +93,7 @@ class TableRef {
 
 // Why the open table cannot be served; empty when it can.
 std::string CheckTable(const BlockBasedTable::Rep& rep,
-                       const FileMetaData& meta) {
+                       const FileMetaData& meta, bool timestamps_persisted) {
   const auto& props = rep.table_properties;
   if (props == nullptr) {
     return "input " + FileName(meta) + " has no table properties";
@@ -104,8 +104,14 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
   if (rep.global_seqno != kDisableGlobalSequenceNumber) {
     return "input " + FileName(meta) + " has a global seqno (ingested)";
   }
-  if (!rep.user_defined_timestamps_persisted) {
-    return "input " + FileName(meta) + " does not persist timestamps";
+  // One way for the whole subcompaction: the merge appends the minimum
+  // timestamp to every key or to none (a column family that changed
+  // persist_user_defined_timestamps can hold files of both kinds).
+  if (rep.user_defined_timestamps_persisted != timestamps_persisted) {
+    return "input " + FileName(meta) +
+           (timestamps_persisted
+                ? " does not persist timestamps, unlike its column family"
+                : " persists timestamps, unlike its column family");
   }
   if (rep.footer.format_version() < 2) {
     // Below 2, compressed blocks carry no varint size prefix (and LZ4 a
@@ -264,7 +270,7 @@ Status DescribeFile(const InputScope& scope, const FileMetaData& meta,
   }
   const BlockBasedTable::Rep& rep =
       *static_cast<BlockBasedTable*>(table.get())->get_rep();
-  *reason = CheckTable(rep, meta);
+  *reason = CheckTable(rep, meta, scope.timestamps_persisted);
   if (!reason->empty()) {
     return Status::NotSupported(*reason);
   }

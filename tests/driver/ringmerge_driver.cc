@@ -117,8 +117,10 @@ struct Flags {
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
   int single_delete_pct = 0;  // keys written once, then SingleDeleted a file later
   bool compaction_filter = false;  // drops some values, changes others
-  // User-defined timestamps (BytewiseComparatorWithU64Ts): see BuildTimestamped.
+  // User-defined timestamps (BytewiseComparatorWithU64Ts): see BuildTimestamped;
+  // not persisted: the files store keys without them.
   bool timestamps = false;
+  bool timestamps_not_persisted = false;
   bool range_del = false;
   int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   bool direct = false;
@@ -200,6 +202,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--single-delete-pct") f.single_delete_pct = atoi(next().c_str());
     else if (a == "--compaction-filter") f.compaction_filter = true;
     else if (a == "--timestamps") f.timestamps = true;
+    else if (a == "--timestamps-not-persisted") f.timestamps = f.timestamps_not_persisted = true;
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
@@ -881,6 +884,10 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.env = EnvFor(f.fs);
   if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
   if (f.timestamps) o.comparator = BytewiseComparatorWithU64Ts();
+  if (f.timestamps_not_persisted) {
+    o.persist_user_defined_timestamps = false;
+    o.allow_concurrent_memtable_write = false;  // required with it
+  }
   if (f.compaction_filter) {
     static DropAndChangeFilter filter;
     o.compaction_filter = &filter;
@@ -959,6 +966,15 @@ std::vector<const Snapshot*> BuildTimestamped(const Flags& f, DB* db,
   WriteOptions wo;
   wo.disableWAL = true;
   uint64_t now = 0;
+  // Not persisted, a memtable is flushed only once its timestamps are all
+  // below full_history_ts_low (the files drop them): raise it first.
+  auto flush = [&]() {
+    if (f.timestamps_not_persisted) {
+      Check(db->IncreaseFullHistoryTsLow(db->DefaultColumnFamily(), U64Ts(now + 1)),
+            "IncreaseFullHistoryTsLow(flush)");
+    }
+    Check(db->Flush(FlushOptions()), "Flush");
+  };
   auto put = [&](const std::string& k) {
     std::string v = ValueFor(f, rng);
     Check(db->Put(wo, k, U64Ts(++now), v), "Put(ts)");
@@ -966,7 +982,7 @@ std::vector<const Snapshot*> BuildTimestamped(const Flags& f, DB* db,
   };
   for (int level = f.base_levels; level >= 1; level--) {
     for (int i = 0; i < f.keys_per_file * 2; i++) put(KeyFor(f, rng.Uniform(universe)));
-    Check(db->Flush(FlushOptions()), "Flush");
+    flush();
     CompactRangeOptions cro;
     cro.change_level = true;
     cro.target_level = level;
@@ -983,8 +999,8 @@ std::vector<const Snapshot*> BuildTimestamped(const Flags& f, DB* db,
         put(k);
       }
     }
-    Check(db->Flush(FlushOptions()), "Flush");
-    if (file == f.l0_files / 2) {
+    flush();
+    if (file == f.l0_files / 2 && !f.timestamps_not_persisted) {
       Check(db->IncreaseFullHistoryTsLow(db->DefaultColumnFamily(), U64Ts(now)),
             "IncreaseFullHistoryTsLow");
     }

@@ -163,6 +163,7 @@ fn spec_for(
         max_inflight_bytes: 0,
         io_priority: 0,
         read_faults: None,
+        pad_min_timestamp: 0,
     }
 }
 
