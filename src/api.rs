@@ -6,6 +6,7 @@
 
 use crate::ahead::{Failure, Session};
 use crate::block::checksum::ChecksumType;
+use crate::block::key::{UserKeyOrder, U64_TS_LEN};
 use crate::block::BlockHandle;
 use crate::compaction::{CompactionSpec, MergeEngine};
 use crate::config::{Config, MergeAhead, Mode};
@@ -222,6 +223,21 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
         bounds: Bounds {
             start: input.has_start.then_some(input.start),
             end: input.has_end.then_some(input.end),
+            order: match input.user_key_order {
+                crate::contract::UserKeyOrder::Bytewise => UserKeyOrder::Bytewise,
+                // Stored without timestamps, every key has the same (minimum) one: the keys as
+                // stored sort as they do with it.
+                crate::contract::UserKeyOrder::BytewiseU64Ts if input.timestamps_not_persisted => {
+                    UserKeyOrder::Bytewise
+                }
+                crate::contract::UserKeyOrder::BytewiseU64Ts => UserKeyOrder::BytewiseU64Ts,
+                other => {
+                    return Err(Error::not_supported(format!(
+                        "user key order {} is not one ringmerge merges",
+                        other.repr
+                    )))
+                }
+            },
         },
         direct: input.use_direct_reads,
         memory_budget: config.memory_budget,
@@ -232,6 +248,11 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
         max_inflight_bytes: config.inflight_bytes,
         io_priority: u16::try_from(input.io_priority).unwrap_or(0),
         read_faults: config.read_faults.clone(),
+        pad_min_timestamp: if input.timestamps_not_persisted {
+            U64_TS_LEN
+        } else {
+            0
+        },
     })
 }
 

@@ -6,6 +6,7 @@
 //! N+1, because RocksDB's `CompactionIterator` may still look at the previous entry right after it
 //! advanced its input (the same contract a block iterator gives when it crosses a block).
 
+use crate::block::key::{UserKeyOrder, INTERNAL_KEY_TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::merge::bpf::session::BpfBatcher;
 use crate::merge::bpf::{self, Selection};
@@ -55,6 +56,10 @@ pub struct CompactionSpec {
     pub io_priority: u16,
     /// TEST HOOK: injected read faults (`ReaderConfig::fault`); None in production.
     pub read_faults: Option<FaultSpec>,
+    /// Bytes of minimum timestamp (zeros) appended to every user key handed over: files written
+    /// with `persist_user_defined_timestamps` = false store keys without it, and RocksDB's
+    /// readers add it back. 0 otherwise.
+    pub pad_min_timestamp: usize,
 }
 
 pub use crate::contract::BatchEntry;
@@ -81,13 +86,23 @@ impl Batch {
         self.entries.clear();
         self.bytes = 0;
     }
-    /// Appends an entry. A copied value goes into `data` (its `value_addr` holds its offset
-    /// there until `seal`); a pinned one stays where it is, in an input chunk the run holds
-    /// until this batch and the next are no longer readable.
-    fn push(&mut self, key: &[u8], value: &[u8], pinned: bool) -> Result<()> {
+    /// Appends an entry, with `pad` zero bytes (a minimum timestamp) between the internal key's
+    /// user key and its trailer. A copied value goes into `data` (its `value_addr` holds its
+    /// offset there until `seal`); a pinned one stays where it is, in an input chunk the run
+    /// holds until this batch and the next are no longer readable.
+    fn push(&mut self, key: &[u8], value: &[u8], pinned: bool, pad: usize) -> Result<()> {
         let too_big = || Error::not_supported("entry larger than 4 GiB");
         let key_offset = u32::try_from(self.data.len()).map_err(|_| too_big())?;
-        self.data.extend_from_slice(key);
+        let key_len = u32::try_from(key.len() + pad).map_err(|_| too_big())?;
+        if pad == 0 {
+            self.data.extend_from_slice(key);
+        } else {
+            // The cursor only hands over keys split_internal_key accepted (>= 8 bytes).
+            let (user, trailer) = key.split_at(key.len().saturating_sub(INTERNAL_KEY_TRAILER_LEN));
+            self.data.extend_from_slice(user);
+            self.data.resize(self.data.len() + pad, 0);
+            self.data.extend_from_slice(trailer);
+        }
         let value_addr = if pinned {
             value.as_ptr() as u64
         } else {
@@ -100,7 +115,7 @@ impl Batch {
         self.bytes += key.len() + value.len();
         self.entries.push(BatchEntry {
             key_offset,
-            key_len: key.len() as u32,
+            key_len,
             value_len,
             pinned: u32::from(pinned),
             value_addr,
@@ -184,6 +199,8 @@ struct NativeBatcher {
     entries: u64,
     /// Batches begun so far; the runs' held chunks are given back by it.
     generation: u64,
+    /// `CompactionSpec::pad_min_timestamp`.
+    pad_min_timestamp: usize,
 }
 
 impl NativeBatcher {
@@ -219,7 +236,12 @@ impl NativeBatcher {
                 self.done = true;
                 break;
             };
-            batch.push(c.key(), c.value(), c.value_pinnable())?;
+            batch.push(
+                c.key(),
+                c.value(),
+                c.value_pinnable(),
+                self.pad_min_timestamp,
+            )?;
             self.entries += 1;
             self.merger.next(map, reader, bounds)?;
         }
@@ -288,6 +310,22 @@ impl CompactionSession {
         // and say why.
         let (bpf_engine, bpf_unavailable) = match spec.merge {
             MergeEngine::Native => (None, None),
+            MergeEngine::Bpf(_) if spec.pad_min_timestamp > 0 => (
+                None,
+                Some(
+                    "the BPF merge hands keys over as stored, without the minimum timestamp \
+                      RocksDB's readers append to them"
+                        .to_owned(),
+                ),
+            ),
+            // The program compares user keys bytewise only.
+            MergeEngine::Bpf(_) if spec.bounds.order != UserKeyOrder::Bytewise => (
+                None,
+                Some(format!(
+                    "the BPF merge orders user keys bytewise, not as {:?}",
+                    spec.bounds.order
+                )),
+            ),
             MergeEngine::Bpf(sel) => match bpf::engine() {
                 Ok(e) => (Some((e, sel)), None),
                 Err(why) => (None, Some(why.to_owned())),
@@ -330,6 +368,7 @@ impl CompactionSession {
                 done: false,
                 entries: 0,
                 generation: 0,
+                pad_min_timestamp: spec.pad_min_timestamp,
             }),
         };
         Ok(CompactionSession {
@@ -376,7 +415,8 @@ impl CompactionSession {
             out.clear();
             for i in 0..self.batch_entries().len() {
                 let (key, value) = self.batch_entry(i);
-                out.push(key, value, self.batch_entries()[i].pinned != 0)?;
+                // No padding: the BPF merge is never used when keys need it (open).
+                out.push(key, value, self.batch_entries()[i].pinned != 0, 0)?;
             }
             out.seal();
         }

@@ -38,7 +38,14 @@ pub mod ffi {
     /// merge-ahead) is ringmerge's own configuration, not part of the request.
     struct CompactionInput {
         runs: Vec<SortedRun>,
-        /// Subcompaction bounds on user keys: start inclusive, end exclusive.
+        /// How the column family's user keys sort.
+        user_key_order: UserKeyOrder,
+        /// The files store user keys without their timestamps
+        /// (`persist_user_defined_timestamps` = false): RocksDB's readers append the minimum
+        /// timestamp to each, and so must the merge.
+        timestamps_not_persisted: bool,
+        /// Subcompaction bounds on user keys: start inclusive, end exclusive; without their
+        /// timestamps when the order has them (RocksDB clips every version of a key alike).
         has_start: bool,
         start: Vec<u8>,
         has_end: bool,
@@ -48,6 +55,14 @@ pub mod ffi {
         /// The I/O priority of this compaction's reads (ioprio_set's value); 0 keeps the
         /// reading thread's. C++ decides it: it knows whether RocksDB has writes delayed.
         io_priority: i32,
+    }
+
+    /// The user comparators ringmerge merges with (C++ declines any other).
+    enum UserKeyOrder {
+        /// `BytewiseComparator()`.
+        Bytewise,
+        /// `BytewiseComparatorWithU64Ts()`: an 8-byte timestamp ends every user key.
+        BytewiseU64Ts,
     }
 
     enum StatusCode {
@@ -228,5 +243,5 @@ pub mod ffi {
 
 pub use ffi::{
     BatchEntry, CompactionInput, EventField, ExpectedFooter, InputFile, MergeStatus, Settings,
-    SortedRun, StatusCode, SubcompactionSummary,
+    SortedRun, StatusCode, SubcompactionSummary, UserKeyOrder,
 };

@@ -748,6 +748,72 @@ fn zstd_with_trained_and_finalized_dictionaries() {
 }
 
 #[test]
+fn user_defined_timestamps() {
+    // BytewiseComparatorWithU64Ts: overwrites and deletions with timestamps, and
+    // full_history_ts_low raised halfway, so the compactions after it may drop old versions
+    // (CompactionIterator decides that from the merged stream's order). Alone, with snapshots
+    // held, split into subcompactions (bounds without timestamps), and not persisted.
+    let base = [
+        "--timestamps",
+        "--l0-files",
+        "6",
+        "--delete-pct",
+        "20",
+        "--universe-factor",
+        "1",
+        "--force-bottommost",
+    ];
+    for (name, extra) in [
+        ("u64ts", &[][..]),
+        ("u64ts_snapshots", &["--snapshots", "2"][..]),
+        (
+            "u64ts_subcompactions",
+            &["--subcompactions", "3", "--keys-per-file", "6000"][..],
+        ),
+        // persist_user_defined_timestamps = false: the files keep keys without timestamps and
+        // the merge appends the minimum one, as RocksDB's readers do.
+        ("u64ts_not_persisted", &["--timestamps-not-persisted"][..]),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let dir = scratch(name);
+        let stock = run_mode(&dir, "off", &args);
+        assert!(
+            stock.dump.contains("compaction status=OK"),
+            "{name}: no compaction ran:\n{}",
+            stock.dump
+        );
+        for (mode, run) in accelerated_runs(&dir, &args) {
+            assert_same_dump(&stock.dump, &run.dump, &dir);
+            assert_accelerated(&run.log);
+            for o in parse_outcomes(&run.log).accelerated() {
+                // The BPF program orders bytewise only: bpf mode merges these natively, saying
+                // so (whether or not the kernel would load it).
+                assert_eq!(o.field("merge"), Some("native"), "{name} {mode}: {o:?}");
+                if mode == "bpf" {
+                    let why = o.field("bpf_unavailable").unwrap_or_default();
+                    let want = if name == "u64ts_not_persisted" {
+                        "without the minimum timestamp"
+                    } else {
+                        "orders user keys bytewise"
+                    };
+                    assert!(why.contains(want), "{name} bpf: {o:?}");
+                }
+            }
+        }
+        if name == "u64ts_subcompactions" {
+            let native = run_mode(&dir, "native", &args);
+            assert!(
+                parse_outcomes(&native.log)
+                    .accelerated()
+                    .iter()
+                    .any(|o| o.subcompaction.unwrap_or(0) > 0),
+                "{name}: no job was split into subcompactions"
+            );
+        }
+    }
+}
+
+#[test]
 fn lz4_and_zlib_with_dictionary() {
     for codec in ["lz4", "zlib"] {
         let log = compressed_scenario(

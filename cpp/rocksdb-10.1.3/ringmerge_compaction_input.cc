@@ -83,10 +83,20 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
                       const ReadOptions& read_options, Inputs* out,
                       std::string* reason) {
   ColumnFamilyData* cfd = c.column_family_data();
+  const size_t ts_sz = cfd->user_comparator()->timestamp_size();
+  // The first key at or after start, every version of it: with timestamps
+  // the newest one (the largest timestamp) comes first, as stock's clipping
+  // bound has it (CompactionJob::ProcessKeyValueCompaction).
+  const std::string max_ts(ts_sz, '\xff');
+  const Slice max_ts_slice(max_ts);
   IterKey start_ikey;
   Slice start_slice;
   if (start.has_value()) {
     start_ikey.SetInternalKey(*start, kMaxSequenceNumber, kValueTypeForSeek);
+    if (ts_sz > 0) {
+      start_ikey.UpdateInternalKey(kMaxSequenceNumber, kValueTypeForSeek,
+                                   &max_ts_slice);
+    }
     start_slice = start_ikey.GetInternalKey();
   }
   ringmerge_internal::InputScope scope;
@@ -97,6 +107,8 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
   scope.start_ikey = start.has_value() ? &start_slice : nullptr;
   scope.end_user_key = end.has_value() ? &*end : nullptr;
   scope.wrapped_fs = ringmerge_internal::WrappedFileSystem(db_options);
+  scope.timestamps_persisted =
+      ts_sz == 0 || cfd->ioptions().persist_user_defined_timestamps;
 
   for (size_t which = 0; which < c.num_input_levels(); which++) {
     const LevelFilesBrief* flevel = c.input_levels(which);
@@ -139,13 +151,21 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
       out->input.runs.push_back(std::move(level_run));
     }
   }
+  // CheckCompaction let only these two comparators through.
+  out->input.user_key_order = ts_sz > 0 ? ringmerge::UserKeyOrder::BytewiseU64Ts
+                                        : ringmerge::UserKeyOrder::Bytewise;
+  out->input.timestamps_not_persisted = !scope.timestamps_persisted;
+  // The bounds go without their timestamps (what the merge compares them
+  // with: every version of a key is in or out alike).
   if (start.has_value()) {
     out->input.has_start = true;
-    out->input.start = ringmerge_internal::ToBytes(*start);
+    out->input.start = ringmerge_internal::ToBytes(
+        ts_sz > 0 ? StripTimestampFromUserKey(*start, ts_sz) : *start);
   }
   if (end.has_value()) {
     out->input.has_end = true;
-    out->input.end = ringmerge_internal::ToBytes(*end);
+    out->input.end = ringmerge_internal::ToBytes(
+        ts_sz > 0 ? StripTimestampFromUserKey(*end, ts_sz) : *end);
   }
   out->input.use_direct_reads = db_options.use_direct_reads;
   return Status::OK();

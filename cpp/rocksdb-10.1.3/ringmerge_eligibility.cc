@@ -93,7 +93,7 @@ class TableRef {
 
 // Why the open table cannot be served; empty when it can.
 std::string CheckTable(const BlockBasedTable::Rep& rep,
-                       const FileMetaData& meta) {
+                       const FileMetaData& meta, bool timestamps_persisted) {
   const auto& props = rep.table_properties;
   if (props == nullptr) {
     return "input " + FileName(meta) + " has no table properties";
@@ -104,8 +104,14 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
   if (rep.global_seqno != kDisableGlobalSequenceNumber) {
     return "input " + FileName(meta) + " has a global seqno (ingested)";
   }
-  if (!rep.user_defined_timestamps_persisted) {
-    return "input " + FileName(meta) + " does not persist timestamps";
+  // One way for the whole subcompaction: the merge appends the minimum
+  // timestamp to every key or to none (a column family that changed
+  // persist_user_defined_timestamps can hold files of both kinds).
+  if (rep.user_defined_timestamps_persisted != timestamps_persisted) {
+    return "input " + FileName(meta) +
+           (timestamps_persisted
+                ? " does not persist timestamps, unlike its column family"
+                : " persists timestamps, unlike its column family");
   }
   if (rep.footer.format_version() < 2) {
     // Below 2, compressed blocks carry no varint size prefix (and LZ4 a
@@ -164,8 +170,11 @@ Status ListBlocks(const InputScope& scope, const BlockBasedTable::Rep& rep,
     const BlockHandle& h = iiter->value().handle;
     out->block_handles.push_back(h.offset());
     out->block_handles.push_back(h.size());
+    // Without timestamps, as stock picks files (MakeInputIterator): every
+    // version of the end key is past the end.
     if (scope.end_user_key != nullptr &&
-        ucmp->Compare(iiter->user_key(), *scope.end_user_key) >= 0) {
+        ucmp->CompareWithoutTimestamp(iiter->user_key(),
+                                      *scope.end_user_key) >= 0) {
       break;
     }
   }
@@ -178,9 +187,12 @@ std::string CheckCompaction(const Compaction& c,
                             const ImmutableDBOptions& db_options) {
   const Comparator* ucmp = c.column_family_data()->user_comparator();
   const MutableCFOptions& mopts = c.mutable_cf_options();
-  if (ucmp != BytewiseComparator()) {
+  // The orders ringmerge merges in (UserKeyOrder); BytewiseComparatorWithU64Ts
+  // is RocksDB's built-in one for user-defined timestamps.
+  if (ucmp != BytewiseComparator() && ucmp != BytewiseComparatorWithU64Ts()) {
     return std::string("comparator ") + ucmp->Name() +
-           " is not the bytewise comparator";
+           " is neither the bytewise comparator nor the bytewise one with "
+           "u64 timestamps";
   }
   if (mopts.table_factory == nullptr ||
       !mopts.table_factory->IsInstanceOf(
@@ -203,10 +215,12 @@ std::string CheckCompaction(const Compaction& c,
 bool Overlaps(const Comparator* ucmp, const FileMetaData& meta,
               const std::optional<Slice>& start,
               const std::optional<Slice>& end) {
+  // Without timestamps, as VersionSet::MakeInputIterator skips files.
   return !(start.has_value() &&
-           ucmp->Compare(*start, meta.largest.user_key()) > 0) &&
+           ucmp->CompareWithoutTimestamp(*start, meta.largest.user_key()) >
+               0) &&
          !(end.has_value() &&
-           ucmp->Compare(*end, meta.smallest.user_key()) < 0);
+           ucmp->CompareWithoutTimestamp(*end, meta.smallest.user_key()) < 0);
 }
 
 std::string CheckInputProperties(const Compaction& c,
@@ -256,7 +270,7 @@ Status DescribeFile(const InputScope& scope, const FileMetaData& meta,
   }
   const BlockBasedTable::Rep& rep =
       *static_cast<BlockBasedTable*>(table.get())->get_rep();
-  *reason = CheckTable(rep, meta);
+  *reason = CheckTable(rep, meta, scope.timestamps_persisted);
   if (!reason->empty()) {
     return Status::NotSupported(*reason);
   }

@@ -66,6 +66,9 @@ struct InputScope {
   const Slice* end_user_key = nullptr;
   // See WrappedFileSystem.
   const FileSystem* wrapped_fs = nullptr;
+  // The column family writes its files with their keys' timestamps (or has
+  // none); every input must store its keys the same way.
+  bool timestamps_persisted = true;
 };
 
 // Describes one input file for the merge (path, footer facts, the data blocks

@@ -52,8 +52,9 @@ std::unique_ptr<InternalIterator> InterleaveRangeDeletions(
     const InternalKey* smallest_ck = nullptr;
     const InternalKey* largest_ck = nullptr;
     if (level != 0) {
+      // LevelIterator's iterate_upper_bound test: without timestamps.
       if (end.has_value() &&
-          ucmp->Compare(meta.smallest.user_key(), *end) >= 0) {
+          ucmp->CompareWithoutTimestamp(meta.smallest.user_key(), *end) >= 0) {
         continue;
       }
       const auto* bounds = c.boundaries(which);

@@ -64,6 +64,68 @@ pub fn pack(seq: u64, t: u8) -> u64 {
     (seq << 8) | u64::from(t)
 }
 
+/// How user keys sort: the two of RocksDB's built-in comparators ringmerge merges with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserKeyOrder {
+    /// `leveldb.BytewiseComparator`: bytes ascending.
+    #[default]
+    Bytewise,
+    /// `leveldb.BytewiseComparator.u64ts` (`BytewiseComparatorWithU64Ts`): every user key ends
+    /// with an 8-byte timestamp (fixed64, little-endian); the key without it sorts bytes
+    /// ascending, then the timestamp descending (the newest version first).
+    BytewiseU64Ts,
+}
+
+/// Bytes of the timestamp `BytewiseU64Ts` keys end with.
+pub const U64_TS_LEN: usize = 8;
+
+impl UserKeyOrder {
+    /// Orders two user keys. A `BytewiseU64Ts` key shorter than its timestamp (which the cursor
+    /// rejects as corruption before comparing) compares as if its timestamp were empty: no panic.
+    #[inline]
+    pub fn cmp(self, a: &[u8], b: &[u8]) -> Ordering {
+        match self {
+            UserKeyOrder::Bytewise => a.cmp(b),
+            UserKeyOrder::BytewiseU64Ts => {
+                let (ak, ats) = a.split_at(a.len().saturating_sub(U64_TS_LEN));
+                let (bk, bts) = b.split_at(b.len().saturating_sub(U64_TS_LEN));
+                ak.cmp(bk).then_with(|| fixed64(bts).cmp(&fixed64(ats)))
+            }
+        }
+    }
+
+    /// The part of a user key the subcompaction bounds are compared with: all of it, or the key
+    /// without its timestamp (RocksDB strips the bounds' timestamps, and clips every version of
+    /// a key alike: `CompactionJob::ProcessKeyValueCompaction`).
+    #[inline]
+    pub fn without_ts(self, user_key: &[u8]) -> &[u8] {
+        match self {
+            UserKeyOrder::Bytewise => user_key,
+            UserKeyOrder::BytewiseU64Ts => &user_key[..user_key.len().saturating_sub(U64_TS_LEN)],
+        }
+    }
+
+    /// Corruption when a user key cannot be one of this order's (shorter than its timestamp).
+    #[inline]
+    pub fn check(self, user_key: &[u8]) -> Result<()> {
+        if self == UserKeyOrder::BytewiseU64Ts && user_key.len() < U64_TS_LEN {
+            return Err(Error::corruption(format!(
+                "user key of {} bytes is shorter than its {U64_TS_LEN}-byte timestamp",
+                user_key.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `DecodeFixed64` of up to 8 bytes (fewer only for a key the cursor rejects anyway).
+#[inline]
+fn fixed64(b: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+    u64::from_le_bytes(bytes)
+}
+
 /// Internal key order (`InternalKeyComparator` with the bytewise user comparator): user key
 /// ascending, then packed trailer descending.
 #[inline]
@@ -117,6 +179,39 @@ mod tests {
             ],
             [0, 1, 2, 7, 0xf, 0x11, 0x14, 0x16, 0x18]
         );
+    }
+
+    fn ts_key(key: &[u8], ts: u64) -> Vec<u8> {
+        let mut k = key.to_vec();
+        k.extend_from_slice(&ts.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn u64ts_order_is_key_ascending_then_timestamp_descending() {
+        let o = UserKeyOrder::BytewiseU64Ts;
+        // The timestamp's bytes are little-endian: 256 > 1 though its first byte is smaller.
+        assert_eq!(o.cmp(&ts_key(b"a", 256), &ts_key(b"a", 1)), Ordering::Less);
+        assert_eq!(o.cmp(&ts_key(b"a", 1), &ts_key(b"a", 1)), Ordering::Equal);
+        assert_eq!(o.cmp(&ts_key(b"a", 1), &ts_key(b"b", 9)), Ordering::Less);
+        // "a" < "ab" without timestamps, whatever the timestamps' bytes are.
+        assert_eq!(
+            o.cmp(&ts_key(b"a", 0), &ts_key(b"ab", u64::MAX)),
+            Ordering::Less
+        );
+        // Where the two orders differ: the newer version first, not the smaller bytes.
+        assert_eq!(o.cmp(&ts_key(b"a", 2), &ts_key(b"a", 1)), Ordering::Less);
+        assert_eq!(
+            UserKeyOrder::Bytewise.cmp(&ts_key(b"a", 2), &ts_key(b"a", 1)),
+            Ordering::Greater
+        );
+        assert_eq!(o.without_ts(&ts_key(b"key", 7)), b"key");
+        assert_eq!(UserKeyOrder::Bytewise.without_ts(b"key"), b"key");
+        assert!(o.check(b"short").is_err());
+        assert!(o.check(&ts_key(b"", 0)).is_ok());
+        // Never panics on a short key.
+        let _ = o.cmp(b"x", b"");
+        assert_eq!(o.without_ts(b"x"), b"");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::DataBlockCursor;
-use crate::block::key::split_internal_key;
+use crate::block::key::{split_internal_key, UserKeyOrder};
 use crate::block::BlockHandle;
 use crate::error::{Error, Result};
 use crate::merge::held::HeldChunks;
@@ -92,11 +92,14 @@ pub(crate) fn decompress_block(
         })
 }
 
-/// Subcompaction bounds on user keys.
+/// Subcompaction bounds on user keys, start inclusive and end exclusive, and the user-key order
+/// the runs are merged in. With timestamps the bounds carry none: every version of a key is
+/// inside or outside alike, as RocksDB clips (see [`UserKeyOrder::without_ts`]).
 #[derive(Clone, Debug, Default)]
 pub struct Bounds {
     pub start: Option<Vec<u8>>,
     pub end: Option<Vec<u8>>,
+    pub order: UserKeyOrder,
 }
 
 pub struct RunCursor {
@@ -230,7 +233,7 @@ impl RunCursor {
     ) -> Result<()> {
         self.step(map, reader, bounds)?;
         if let Some(start) = &bounds.start {
-            while self.valid && self.user_key() < start.as_slice() {
+            while self.valid && bounds.order.without_ts(self.user_key()) < start.as_slice() {
                 self.step(map, reader, bounds)?;
             }
         }
@@ -251,8 +254,9 @@ impl RunCursor {
                     payload_of(&self.chunk, self.payload, self.decompressed, &self.scratch);
                 if self.block.next(payload)? {
                     let (user_key, packed) = split_internal_key(self.block.key())?;
+                    bounds.order.check(user_key)?;
                     if let Some(end) = &bounds.end {
-                        if user_key >= end.as_slice() {
+                        if bounds.order.without_ts(user_key) >= end.as_slice() {
                             return self.finish(reader);
                         }
                     }

@@ -11,6 +11,7 @@ pub mod bpf;
 pub mod cursor;
 pub mod held;
 
+use crate::block::key::UserKeyOrder;
 use crate::error::Result;
 use crate::reader::Reader;
 use crate::sst_map::SstMap;
@@ -20,12 +21,13 @@ use std::cmp::Ordering;
 /// The largest number of runs merged by linear selection.
 pub const LINEAR_MAX: usize = 6;
 
-/// Orders two cursors' current entries; ties (the same internal key in two runs, which RocksDB
-/// never writes) go to the lower run index so the output is deterministic.
+/// Orders two cursors' current entries (user keys in `order`, then the packed trailer
+/// descending); ties (the same internal key in two runs, which RocksDB never writes) go to the
+/// lower run index so the output is deterministic.
 #[inline]
-fn cursor_cmp(a: &RunCursor, ai: usize, b: &RunCursor, bi: usize) -> Ordering {
-    a.user_key()
-        .cmp(b.user_key())
+fn cursor_cmp(order: UserKeyOrder, a: &RunCursor, ai: usize, b: &RunCursor, bi: usize) -> Ordering {
+    order
+        .cmp(a.user_key(), b.user_key())
         .then_with(|| b.packed().cmp(&a.packed()))
         .then_with(|| ai.cmp(&bi))
 }
@@ -41,6 +43,7 @@ pub struct RunMerger {
     linear: bool,
     /// The cursor holding the current smallest entry.
     current: Option<usize>,
+    order: UserKeyOrder,
 }
 
 impl RunMerger {
@@ -58,6 +61,7 @@ impl RunMerger {
             heap: Vec::new(),
             linear,
             current: None,
+            order: bounds.order,
         };
         if !linear {
             m.heap = (0..m.cursors.len())
@@ -118,7 +122,10 @@ impl RunMerger {
                     continue;
                 }
                 best = match best {
-                    Some(b) if cursor_cmp(&self.cursors[b], b, &self.cursors[i], i).is_le() => {
+                    Some(b)
+                        if cursor_cmp(self.order, &self.cursors[b], b, &self.cursors[i], i)
+                            .is_le() =>
+                    {
                         Some(b)
                     }
                     _ => Some(i),
@@ -131,7 +138,7 @@ impl RunMerger {
     }
 
     fn less(&self, a: usize, b: usize) -> bool {
-        cursor_cmp(&self.cursors[a], a, &self.cursors[b], b).is_lt()
+        cursor_cmp(self.order, &self.cursors[a], a, &self.cursors[b], b).is_lt()
     }
 
     fn sift_down(&mut self, mut pos: usize) {

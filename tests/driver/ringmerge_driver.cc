@@ -84,6 +84,7 @@
 #include <unistd.h>
 
 #include "rocksdb/compaction_filter.h"
+#include "rocksdb/comparator.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -116,6 +117,10 @@ struct Flags {
   int snapshots = 0;        // hold a snapshot after every Nth L0 file
   int single_delete_pct = 0;  // keys written once, then SingleDeleted a file later
   bool compaction_filter = false;  // drops some values, changes others
+  // User-defined timestamps (BytewiseComparatorWithU64Ts): see BuildTimestamped;
+  // not persisted: the files store keys without them.
+  bool timestamps = false;
+  bool timestamps_not_persisted = false;
   bool range_del = false;
   int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   bool direct = false;
@@ -196,6 +201,8 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--merge-pct") f.merge_pct = atoi(next().c_str());
     else if (a == "--single-delete-pct") f.single_delete_pct = atoi(next().c_str());
     else if (a == "--compaction-filter") f.compaction_filter = true;
+    else if (a == "--timestamps") f.timestamps = true;
+    else if (a == "--timestamps-not-persisted") f.timestamps = f.timestamps_not_persisted = true;
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
@@ -876,6 +883,11 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.max_open_files = -1;
   o.env = EnvFor(f.fs);
   if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
+  if (f.timestamps) o.comparator = BytewiseComparatorWithU64Ts();
+  if (f.timestamps_not_persisted) {
+    o.persist_user_defined_timestamps = false;
+    o.allow_concurrent_memtable_write = false;  // required with it
+  }
   if (f.compaction_filter) {
     static DropAndChangeFilter filter;
     o.compaction_filter = &filter;
@@ -932,9 +944,77 @@ void PutU64(std::string* v, uint64_t x) {
   v->assign(reinterpret_cast<const char*>(&x), 8);  // uint64add: fixed64 LE
 }
 
+// The 8-byte timestamp BytewiseComparatorWithU64Ts keys end with
+// (EncodeFixed64: little-endian).
+std::string U64Ts(uint64_t ts) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; i++) out[i] = static_cast<char>(ts >> (8 * i));
+  return out;
+}
+
+// --timestamps: every write carries the next timestamp. Base levels as in
+// Build; then L0 files of overwrites (a small key universe) and deletions,
+// and halfway through full_history_ts_low goes up to the current timestamp,
+// so the later compactions may drop versions older than it (RocksDB's
+// CompactionIterator decides; the merge only orders them). The model holds
+// each key's newest value.
+std::vector<const Snapshot*> BuildTimestamped(const Flags& f, DB* db,
+                                              std::map<std::string, std::string>* model) {
+  Rng rng{f.seed};
+  const uint64_t universe =
+      static_cast<uint64_t>(f.keys_per_file) * f.universe_factor;
+  WriteOptions wo;
+  wo.disableWAL = true;
+  uint64_t now = 0;
+  // Not persisted, a memtable is flushed only once its timestamps are all
+  // below full_history_ts_low (the files drop them): raise it first.
+  auto flush = [&]() {
+    if (f.timestamps_not_persisted) {
+      Check(db->IncreaseFullHistoryTsLow(db->DefaultColumnFamily(), U64Ts(now + 1)),
+            "IncreaseFullHistoryTsLow(flush)");
+    }
+    Check(db->Flush(FlushOptions()), "Flush");
+  };
+  auto put = [&](const std::string& k) {
+    std::string v = ValueFor(f, rng);
+    Check(db->Put(wo, k, U64Ts(++now), v), "Put(ts)");
+    (*model)[k] = v;
+  };
+  for (int level = f.base_levels; level >= 1; level--) {
+    for (int i = 0; i < f.keys_per_file * 2; i++) put(KeyFor(f, rng.Uniform(universe)));
+    flush();
+    CompactRangeOptions cro;
+    cro.change_level = true;
+    cro.target_level = level;
+    Check(db->CompactRange(cro, nullptr, nullptr), "CompactRange(base)");
+  }
+  std::vector<const Snapshot*> snaps;
+  for (int file = 0; file < f.l0_files; file++) {
+    for (int i = 0; i < f.keys_per_file; i++) {
+      std::string k = KeyFor(f, rng.Uniform(universe));
+      if (rng.Uniform(100) < static_cast<uint64_t>(f.delete_pct)) {
+        Check(db->Delete(wo, k, U64Ts(++now)), "Delete(ts)");
+        model->erase(k);
+      } else {
+        put(k);
+      }
+    }
+    flush();
+    if (file == f.l0_files / 2 && !f.timestamps_not_persisted) {
+      Check(db->IncreaseFullHistoryTsLow(db->DefaultColumnFamily(), U64Ts(now)),
+            "IncreaseFullHistoryTsLow");
+    }
+    if (f.snapshots > 0 && file % f.snapshots == 0) {
+      snaps.push_back(db->GetSnapshot());
+    }
+  }
+  return snaps;
+}
+
 // Writes the scenario. Returns the snapshots it holds (released by exit).
 std::vector<const Snapshot*> Build(const Flags& f, DB* db,
                                    std::map<std::string, std::string>* model) {
+  if (f.timestamps) return BuildTimestamped(f, db, model);
   Rng rng{f.seed};
   const uint64_t universe =
       static_cast<uint64_t>(f.keys_per_file) * f.universe_factor;
@@ -1080,7 +1160,12 @@ void Dump(const Flags& f, DB* db, const std::vector<std::string>& jobs) {
   // What a reader sees (range tombstones applied): count and hash of every
   // visible key and value.
   {
-    std::unique_ptr<Iterator> it(db->NewIterator(ReadOptions()));
+    // A timestamped DB is read as of the newest timestamp.
+    const std::string max_ts = U64Ts(~0ULL);
+    const Slice max_ts_slice(max_ts);
+    ReadOptions ro;
+    if (f.timestamps) ro.timestamp = &max_ts_slice;
+    std::unique_ptr<Iterator> it(db->NewIterator(ro));
     uint64_t n = 0, h = 0xcbf29ce484222325ULL;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       n++;
@@ -1433,6 +1518,7 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : 1;
   } else if (f.cmd == "verify") {
     if (f.expect.empty()) Die("verify needs --expect");
+    if (f.timestamps) Die("verify reads without timestamps: not for a --timestamps DB");
     FILE* fp = fopen(f.expect.c_str(), "r");
     if (!fp) Die("cannot read " + f.expect);
     char kh[1 << 14], vh[1 << 14];

@@ -163,6 +163,7 @@ fn spec_for(
         max_inflight_bytes: 0,
         io_priority: 0,
         read_faults: None,
+        pad_min_timestamp: 0,
     }
 }
 
@@ -335,11 +336,13 @@ fn clipped_to_bounds() {
     let bounds = Bounds {
         start: Some(b"b".to_vec()),
         end: Some(b"c".to_vec()),
+        ..Default::default()
     };
     check(4, 3000, 100, bounds, 5);
     let start_only = Bounds {
         start: Some(b"cab".to_vec()),
         end: None,
+        ..Default::default()
     };
     check(3, 2000, 50, start_only, 6);
 }
@@ -399,6 +402,7 @@ fn positioning_resumes_where_it_stopped() {
     let start = Bounds {
         start: Some(b"k00500".to_vec()),
         end: None,
+        ..Default::default()
     };
     // A small budget makes run 1's first chunks hold only keys before the start bound.
     compare(&runs, &start, 1 << 20);
