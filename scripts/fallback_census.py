@@ -35,9 +35,9 @@ BY_DESIGN = [
     (r"comparator (rev:\S+|rocksdb\.ReverseBytewiseComparator) is not", "no",
      "not yet built: the merge orders user keys ascending only; a reversed order needs an order "
      "parameter through the merge, the SST map and the bounds (docs/ARCHITECTURE.md)"),
-    (r"comparator \S+ is not (the )?bytewise", "yes",
-     "the merge orders keys by memcmp (src/merge/mod.rs); custom comparators and timestamp "
-     "suffixes (.u64ts: newest first) order them otherwise"),
+    (r"comparator \S+ is (not|neither) (the )?bytewise", "yes",
+     "the merge orders keys bytewise, or bytewise with a u64 timestamp (block::key::UserKeyOrder); "
+     "custom comparators order them otherwise"),
     (r"table format is not block-based", "yes",
      "ringmerge decodes block-based tables only (compaction_job_test's mock table, PlainTable, "
      "Cuckoo keep stock)"),
@@ -46,9 +46,9 @@ BY_DESIGN = [
     (r"input #N has a global seqno \(ingested\)", "no",
      "not yet built: RocksDB's block iterator rewrites each key's seqno to the file's global "
      "seqno; ringmerge decodes keys as written (docs/ARCHITECTURE.md)"),
-    (r"input #N does not persist timestamps", "yes",
-     "the keys in the file lack the timestamps RocksDB's reader pads back; a timestamp "
-     "comparator anyway"),
+    (r"input #N (does not persist|persists) timestamps, unlike its column family", "yes",
+     "a column family that changed persist_user_defined_timestamps: the merge appends the "
+     "minimum timestamp to every key or to none"),
     (r"input #N has format_version < N", "yes",
      "below format_version 2 compressed blocks carry no size prefix; files old enough for stock"),
     (r"file system \S+ is not the default POSIX file system", "yes",
