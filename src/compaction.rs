@@ -16,12 +16,15 @@ use crate::merge::{RunMerger, LINEAR_MAX};
 use crate::reader::{
     Backend, FaultSpec, Memory, ReadAccounting, ReadThrottle, Reader, ReaderConfig, ReaderStats,
 };
-use crate::sst_map::{SortedRun, SstMap};
+use crate::sst_map::{largest_block_span, SortedRun, SstMap};
 use std::time::{Duration, Instant};
 
 pub use crate::merge::BATCH_BYTES;
 /// Reads larger than this gain nothing on these disks and only take memory from other runs.
 pub const MAX_CHUNK: usize = 4 << 20;
+/// Most bytes a batch's `data` keeps from one batch to the next: a full batch plus the largest
+/// entry a regular chunk can hold.
+const BATCH_DATA_KEEP: usize = BATCH_BYTES + MAX_CHUNK;
 /// Reads in flight per sorted run: one being merged, one or more landing.
 pub const DEPTH_PER_RUN: usize = 2;
 /// The native merge's depth: one more buffer per run, so a run can hold the chunk it just left
@@ -85,6 +88,13 @@ impl Batch {
         self.data.clear();
         self.entries.clear();
         self.bytes = 0;
+        // A batch stops once it holds BATCH_BYTES, so it only outgrows BATCH_DATA_KEEP when it
+        // copied a value larger than a regular chunk (one in a compressed block, or in a chunk
+        // its run could not pin). Batches are reused for the whole merge (and merge-ahead keeps
+        // five), so give that memory back instead of keeping it for a value that may not recur.
+        if self.data.capacity() > BATCH_DATA_KEEP {
+            self.data.shrink_to(BATCH_DATA_KEEP);
+        }
     }
     /// Appends an entry, with `pad` zero bytes (a minimum timestamp) between the internal key's
     /// user key and its trailer. A copied value goes into `data` (its `value_addr` holds its
@@ -178,6 +188,9 @@ pub struct Summary {
     pub merge_engine: &'static str,
     /// Why the BPF merge was asked for but not used.
     pub bpf_unavailable: Option<String>,
+    /// Why the BPF merge, available, was not used for this merge (a block larger than its read
+    /// size): a property of these inputs, not of the system.
+    pub bpf_declined: Option<String>,
     /// BPF program runs (test_run calls); 0 for the native merge.
     pub bpf_calls: u64,
     /// The session ran on the compaction thread's companion (merge-ahead, ahead.rs).
@@ -298,6 +311,7 @@ pub struct CompactionSession {
     bytes_read_reported: u64,
     busy: Duration,
     bpf_unavailable: Option<String>,
+    bpf_declined: Option<String>,
 }
 
 impl CompactionSession {
@@ -306,20 +320,33 @@ impl CompactionSession {
     pub fn open(spec: CompactionSpec) -> Result<CompactionSession> {
         let t0 = Instant::now();
         let nruns = spec.runs.len().max(1);
+        // The read size: the largest chunk whose buffers, `depth` per run, fit the budget.
+        let read_size = |depth: usize| {
+            Reader::max_chunk_len(spec.memory_budget, nruns, depth, spec.direct).min(MAX_CHUNK)
+        };
         // The BPF merge needs its program loaded (once per process); without it, merge natively
-        // and say why.
-        let (bpf_engine, bpf_unavailable) = match spec.merge {
-            MergeEngine::Native => (None, None),
+        // and say why. It also takes blocks only in pooled reader buffers: a block larger than
+        // the read size would need an arena buffer of its own, and arena memory is never given
+        // back to the kernel (reader/arena.rs), so a one-off multi-MiB value would stay resident
+        // for the life of the process. Such a compaction merges natively, saying so.
+        // That is reported apart from the program being unavailable (`bpf_declined`, not
+        // `bpf_unavailable`): it says nothing about the system, and the suites fail a bpf run
+        // on the latter.
+        let (bpf_engine, bpf_unavailable, bpf_declined) = match spec.merge {
+            MergeEngine::Native => (None, None, None),
+            // Keys to hand over with a minimum timestamp appended (not persisted timestamps).
             MergeEngine::Bpf(_) if spec.pad_min_timestamp > 0 => (
+                None,
                 None,
                 Some(
                     "the BPF merge hands keys over as stored, without the minimum timestamp \
-                      RocksDB's readers append to them"
+                     RocksDB's readers append to them"
                         .to_owned(),
                 ),
             ),
             // The program compares user keys bytewise only.
             MergeEngine::Bpf(_) if spec.bounds.order != UserKeyOrder::Bytewise => (
+                None,
                 None,
                 Some(format!(
                     "the BPF merge orders user keys bytewise, not as {:?}",
@@ -327,8 +354,21 @@ impl CompactionSession {
                 )),
             ),
             MergeEngine::Bpf(sel) => match bpf::engine() {
-                Ok(e) => (Some((e, sel)), None),
-                Err(why) => (None, Some(why.to_owned())),
+                Ok(e) => {
+                    let largest = largest_block_span(&spec.runs);
+                    let read = read_size(DEPTH_PER_RUN);
+                    if largest > read as u64 {
+                        let why = format!(
+                            "a data block of {largest} bytes is larger than the read size of \
+                             {read} bytes; the BPF merge reads blocks into pooled arena buffers \
+                             only, so blocks larger than the read size are merged natively"
+                        );
+                        (None, None, Some(why))
+                    } else {
+                        (Some((e, sel)), None, None)
+                    }
+                }
+                Err(why) => (None, Some(why.to_owned()), None),
             },
         };
         let depth = if bpf_engine.is_some() {
@@ -336,8 +376,18 @@ impl CompactionSession {
         } else {
             NATIVE_DEPTH_PER_RUN
         };
-        let chunk =
-            Reader::max_chunk_len(spec.memory_budget, nruns, depth, spec.direct).min(MAX_CHUNK);
+        let chunk = read_size(depth);
+        if chunk == 0 {
+            // Every block would be oversized, each in a buffer of its own: the budget would
+            // bound nothing. (Before oversized blocks were read, the first block refused it.)
+            return Err(Error::not_supported(format!(
+                "{nruns} sorted runs read {depth} deep leave no room for a 4 KiB read per buffer \
+                 in the memory budget of {} bytes",
+                spec.memory_budget
+            )));
+        }
+        // A block larger than `chunk` is a chunk of its own, which the reader reads into a
+        // buffer of its own (reader/mod.rs, "Oversized plans").
         let map = SstMap::build(spec.runs, chunk)?;
         let cfg = ReaderConfig {
             memory_budget: spec.memory_budget,
@@ -350,6 +400,7 @@ impl CompactionSession {
             max_inflight_bytes: spec.max_inflight_bytes,
             io_priority: spec.io_priority,
             fault: spec.read_faults,
+            oversized_above: chunk,
         };
         let mut reader = Reader::new(map.file_specs(spec.direct), map.chunk_plans(), cfg)?;
         let batcher = match bpf_engine {
@@ -379,6 +430,7 @@ impl CompactionSession {
             bytes_read_reported: 0,
             busy: t0.elapsed(),
             bpf_unavailable,
+            bpf_declined,
         })
     }
 
@@ -482,6 +534,7 @@ impl CompactionSession {
                 },
             },
             bpf_unavailable: self.bpf_unavailable.clone(),
+            bpf_declined: self.bpf_declined.clone(),
             bpf_calls: match &self.batcher {
                 Batcher::Native(_) => 0,
                 Batcher::Bpf(b) => b.calls,

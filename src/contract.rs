@@ -133,6 +133,10 @@ pub mod ffi {
         blocks: u64,
         /// Of `blocks`, those that were compressed (decoded by ringmerge).
         compressed_blocks: u64,
+        /// Data blocks larger than the read size, each read into a buffer of its own.
+        oversized_blocks: u64,
+        /// The most bytes of those buffers alive at once: read memory beyond the budget.
+        oversized_peak_bytes: u64,
         /// C++: input files that carry a compression dictionary.
         dict_files: u64,
         /// C++: input files whose range tombstones were interleaved as sentinels.
@@ -148,6 +152,10 @@ pub mod ffi {
         merge_engine: String,
         /// Why the BPF merge was asked for but the merge ran natively; empty otherwise.
         bpf_unavailable: String,
+        /// Why the BPF merge, loaded, was not used for this subcompaction (a data block larger
+        /// than its read size) and the merge ran natively; empty otherwise. Not a sign that BPF
+        /// is unavailable, unlike `bpf_unavailable`.
+        bpf_declined: String,
         /// BPF program runs (one test_run syscall each).
         bpf_calls: u64,
         /// The merge ran on the compaction thread's companion thread (merge-ahead).

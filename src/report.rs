@@ -27,6 +27,8 @@ pub fn log_line(s: &SubcompactionSummary) -> String {
         files,
         blocks,
         compressed_blocks,
+        oversized_blocks,
+        oversized_peak_bytes,
         dict_files,
         range_del_files,
         entries,
@@ -38,6 +40,7 @@ pub fn log_line(s: &SubcompactionSummary) -> String {
         merge_micros,
         merge_engine,
         bpf_unavailable,
+        bpf_declined,
         bpf_calls,
         ahead,
         ahead_wait_micros,
@@ -67,11 +70,21 @@ pub fn log_line(s: &SubcompactionSummary) -> String {
         ms(*merge_micros)
     );
     // Writing to a String cannot fail.
+    if *oversized_blocks > 0 {
+        // Blocks larger than the read size, and the read memory they took beyond the budget.
+        let _ = write!(
+            out,
+            " oversized_blocks={oversized_blocks} oversized_peak_bytes={oversized_peak_bytes}"
+        );
+    }
     if *bpf_calls > 0 {
         let _ = write!(out, " bpf_calls={bpf_calls}");
     }
     if !bpf_unavailable.is_empty() {
         let _ = write!(out, " bpf_unavailable=\"{bpf_unavailable}\"");
+    }
+    if !bpf_declined.is_empty() {
+        let _ = write!(out, " bpf_declined=\"{bpf_declined}\"");
     }
     if *ahead {
         let _ = write!(
@@ -136,6 +149,8 @@ fn add_to_total(total: &mut SubcompactionSummary, s: &SubcompactionSummary) {
         files,
         blocks,
         compressed_blocks,
+        oversized_blocks,
+        oversized_peak_bytes,
         dict_files,
         range_del_files,
         entries,
@@ -147,6 +162,7 @@ fn add_to_total(total: &mut SubcompactionSummary, s: &SubcompactionSummary) {
         merge_micros,
         merge_engine,
         bpf_unavailable,
+        bpf_declined,
         bpf_calls,
         ahead,
         ahead_wait_micros,
@@ -177,6 +193,7 @@ fn add_to_total(total: &mut SubcompactionSummary, s: &SubcompactionSummary) {
     );
     latest(&mut total.merge_engine, merge_engine);
     latest(&mut total.bpf_unavailable, bpf_unavailable);
+    latest(&mut total.bpf_declined, bpf_declined);
     latest(&mut total.ahead_unavailable, ahead_unavailable);
     latest(&mut total.ahead_attrs_unapplied, ahead_attrs_unapplied);
     latest(&mut total.wrapped_fs, wrapped_fs);
@@ -184,11 +201,14 @@ fn add_to_total(total: &mut SubcompactionSummary, s: &SubcompactionSummary) {
     latest(&mut total.read_rate_limit, read_rate_limit);
     total.ahead |= *ahead;
     total.write_behind_limit = *write_behind_limit;
+    // The largest subcompaction's, not a sum: peaks of subcompactions need not coincide.
+    total.oversized_peak_bytes = total.oversized_peak_bytes.max(*oversized_peak_bytes);
     for (t, v) in [
         (&mut total.runs, runs),
         (&mut total.files, files),
         (&mut total.blocks, blocks),
         (&mut total.compressed_blocks, compressed_blocks),
+        (&mut total.oversized_blocks, oversized_blocks),
         (&mut total.dict_files, dict_files),
         (&mut total.range_del_files, range_del_files),
         (&mut total.entries, entries),
@@ -304,6 +324,8 @@ impl JobReport {
             files: _,
             blocks,
             compressed_blocks,
+            oversized_blocks,
+            oversized_peak_bytes,
             dict_files: _,
             range_del_files: _,
             entries: _,
@@ -315,6 +337,7 @@ impl JobReport {
             merge_micros,
             merge_engine,
             bpf_unavailable: _,
+            bpf_declined: _,
             bpf_calls: _,
             ahead,
             ahead_wait_micros,
@@ -347,6 +370,10 @@ impl JobReport {
             number("merge_ahead_wait_micros", *ahead_wait_micros),
             number("merge_ahead_cpu_micros", *ahead_cpu_micros),
         ]);
+        if *oversized_blocks > 0 {
+            out.push(number("oversized_blocks", *oversized_blocks));
+            out.push(number("oversized_peak_bytes", *oversized_peak_bytes));
+        }
         if !read_rate_limit.is_empty() {
             out.push(text("read_rate_limit", read_rate_limit));
             out.push(number("rate_limit_wait_micros", *rate_limit_wait_micros));
@@ -443,10 +470,15 @@ mod tests {
             read_rate_limit: "IO_LOW".into(),
             rate_limit_wait_micros: 2000,
             write_behind_limit: 0,
+            oversized_blocks: 2,
+            oversized_peak_bytes: 6 << 20,
+            bpf_declined: "a data block larger".into(),
             ..sample()
         };
         let line = log_line(&s);
         for part in [
+            " oversized_blocks=2 oversized_peak_bytes=6291456",
+            " bpf_declined=\"a data block larger\"",
             " bpf_unavailable=\"arena refused\"",
             " merge_ahead_unavailable=\"cores busy\"",
             " read_rate_limit=IO_LOW rate_limit_wait_ms=2.0",
@@ -483,6 +515,26 @@ mod tests {
         assert_eq!(get("write_behind_bytes").number, 600_000);
         assert_eq!(get("write_behind_cpu_micros").number, 1400);
         assert!(fields.iter().all(|f| f.key != "ringmerge_read_rate_limit"));
+        // Only a job that met blocks larger than the read size reports them.
+        assert!(fields.iter().all(|f| f.key != "ringmerge_oversized_blocks"));
+        let job = JobReport::default();
+        for peak in [3 << 20, 5 << 20] {
+            job.add_accelerated(&SubcompactionSummary {
+                oversized_blocks: 1,
+                oversized_peak_bytes: peak,
+                ..sample()
+            });
+        }
+        let fields = job.event_fields();
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|f| f.key == format!("ringmerge_{k}"))
+                .unwrap_or_else(|| panic!("{k} missing"))
+                .number
+        };
+        assert_eq!(get("oversized_blocks"), 2);
+        assert_eq!(get("oversized_peak_bytes"), 5 << 20);
     }
 
     #[test]

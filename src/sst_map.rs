@@ -41,6 +41,10 @@ pub struct PlannedChunk {
     /// The chunk's blocks are `files[plan.file].blocks[first_block..first_block + num_blocks]`.
     pub first_block: usize,
     pub num_blocks: usize,
+    /// One block larger than the read size: the reader reads it into a buffer of its own
+    /// (`ReaderConfig::oversized_above`), and the native merge may hand its decompressed values
+    /// over in place (merge/cursor.rs).
+    pub oversized: bool,
 }
 
 impl PlannedChunk {
@@ -65,6 +69,10 @@ pub struct SstMap {
 impl SstMap {
     /// Plans reads of at most `max_chunk` bytes, merging blocks that are adjacent in their file
     /// (RocksDB writes data blocks back to back, each followed by its 5-byte trailer).
+    ///
+    /// A block larger than `max_chunk` (a value of several MiB makes one) is a chunk of its own,
+    /// marked `oversized`: nothing is coalesced with it, so the reader can give that one read a
+    /// buffer of its own without sizing every buffer of the run to it.
     pub fn build(runs: Vec<SortedRun>, max_chunk: usize) -> Result<SstMap> {
         let mut files = Vec::with_capacity(runs.iter().map(|r| r.files.len()).sum());
         let mut planned = Vec::with_capacity(runs.len());
@@ -75,17 +83,14 @@ impl SstMap {
                 let mut current: Option<PlannedChunk> = None;
                 for (block_index, handle) in file.blocks.iter().enumerate() {
                     let span = block_span(handle, &file)?;
-                    if span > max_chunk {
-                        return Err(Error::not_supported(format!(
-                            "block of {span} bytes at offset {} in {} exceeds the read size {max_chunk}",
-                            handle.offset,
-                            file.path.display()
-                        )));
-                    }
-                    let extend = current.as_ref().is_some_and(|c| {
-                        c.plan.offset + c.plan.len as u64 == handle.offset
-                            && c.plan.len + span <= max_chunk
-                    });
+                    let oversized = span > max_chunk;
+                    // An oversized block never extends a chunk, and nothing extends it (its
+                    // length is already over max_chunk).
+                    let extend = !oversized
+                        && current.as_ref().is_some_and(|c| {
+                            c.plan.offset + c.plan.len as u64 == handle.offset
+                                && c.plan.len + span <= max_chunk
+                        });
                     if !extend {
                         chunks.extend(current.take());
                         current = Some(PlannedChunk {
@@ -96,6 +101,7 @@ impl SstMap {
                             },
                             first_block: block_index,
                             num_blocks: 0,
+                            oversized,
                         });
                     }
                     let chunk = current.as_mut().expect("a chunk was just opened");
@@ -140,6 +146,23 @@ impl SstMap {
     pub fn planned_bytes(&self) -> u64 {
         self.runs.iter().flatten().map(|c| c.plan.len as u64).sum()
     }
+
+    /// Chunks that are one block larger than the read size.
+    pub fn oversized_chunks(&self) -> usize {
+        self.runs.iter().flatten().filter(|c| c.oversized).count()
+    }
+}
+
+/// The largest block (payload and trailer) of any file of `runs`: what decides, before the
+/// reads are planned, whether every block fits a given read size. Handles past their file's
+/// end are left to [`SstMap::build`] to report.
+pub fn largest_block_span(runs: &[SortedRun]) -> u64 {
+    runs.iter()
+        .flat_map(|r| &r.files)
+        .flat_map(|f| &f.blocks)
+        .map(|h| h.size.saturating_add(BLOCK_TRAILER_SIZE as u64))
+        .max()
+        .unwrap_or(0)
 }
 
 /// A block's bytes on disk: payload plus trailer, checked against the file's size so a bad
@@ -216,17 +239,60 @@ mod tests {
     }
 
     #[test]
-    fn rejects_handles_past_the_end_and_oversized_blocks() {
+    fn rejects_handles_past_the_end() {
         let mut f = file("a", &[100]);
         f.file_size = 50;
         assert!(matches!(
             SstMap::build(vec![SortedRun { files: vec![f] }], 1 << 20),
             Err(Error::Corruption(_))
         ));
-        let f = file("a", &[100]);
-        assert!(matches!(
-            SstMap::build(vec![SortedRun { files: vec![f] }], 64),
-            Err(Error::NotSupported(_))
-        ));
+    }
+
+    #[test]
+    fn an_oversized_block_is_a_chunk_of_its_own() {
+        // 100-byte blocks around a 1000-byte one, read size 215: the blocks before it coalesce,
+        // it stands alone (even though its neighbours are adjacent), and the ones after it
+        // coalesce again. A file that is one oversized block is one chunk.
+        let runs = vec![
+            SortedRun {
+                files: vec![
+                    file("a", &[100, 100, 1000, 100, 100, 100]),
+                    file("b", &[50]),
+                ],
+            },
+            SortedRun {
+                files: vec![file("c", &[5000])],
+            },
+        ];
+        assert_eq!(largest_block_span(&runs), 5005);
+        let map = SstMap::build(runs, 215).unwrap();
+        let shape: Vec<(u64, usize, usize, bool)> = map.runs[0]
+            .iter()
+            .map(|c| (c.plan.offset, c.plan.len, c.num_blocks, c.oversized))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (0, 210, 2, false),
+                (210, 1005, 1, true),
+                (1215, 210, 2, false),
+                (1425, 105, 1, false),
+                (0, 55, 1, false),
+            ]
+        );
+        assert_eq!(map.runs[0][1].block(&map, 0).unwrap().1, 0);
+        assert_eq!(map.runs[1].len(), 1);
+        assert!(map.runs[1][0].oversized);
+        assert_eq!(map.runs[1][0].plan.len, 5005);
+        assert_eq!(map.oversized_chunks(), 2);
+        // A block of exactly the read size is not oversized.
+        let map = SstMap::build(
+            vec![SortedRun {
+                files: vec![file("d", &[210])],
+            }],
+            215,
+        )
+        .unwrap();
+        assert_eq!(map.oversized_chunks(), 0);
     }
 }

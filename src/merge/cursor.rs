@@ -10,6 +10,15 @@
 //! Pinned values: the native merge hands RocksDB the values of uncompressed blocks where they lie
 //! in the chunk (no copy), so a chunk the run is done with is held until no readable batch points
 //! into it (`begin_batch`; the rule and why it cannot starve the reader are in held.rs).
+//!
+//! Oversized chunks (one block larger than the read size, see sst_map.rs) are always pinned:
+//! leaving one gives its read slot back (`Reader::detach`, the buffer is the chunk's own), so
+//! holding it costs the run no read. The values of such a block are pinned even when it was
+//! compressed: its decoded bytes are the scratch buffer, which goes with the chunk into the held
+//! chunks when the run leaves it (the next compressed block of the run decodes into a fresh
+//! one). So a multi-MiB value in an oversized block is handed over where it lies, never copied
+//! into a batch. A large value decoded from a regular chunk (a compressed block far smaller than
+//! its value) is copied, as every value of a compressed regular block is.
 
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
@@ -124,8 +133,11 @@ pub struct RunCursor {
     pub blocks_decompressed: u64,
     /// Values of the current chunk's uncompressed blocks may be referenced in place.
     pin_chunk: bool,
-    /// Chunks left with values possibly referenced.
-    held: HeldChunks,
+    /// Chunks left with values possibly referenced, each with the decoded bytes of its block
+    /// when it is an oversized compressed one (empty otherwise).
+    held: HeldChunks<Vec<u8>>,
+    /// The current chunk is one block larger than the read size (see the module docs).
+    oversized: bool,
     /// The batch being made (see `begin_batch`).
     generation: u64,
 }
@@ -163,15 +175,17 @@ impl RunCursor {
             blocks_decompressed: 0,
             pin_chunk: false,
             held: HeldChunks::default(),
+            oversized: false,
             generation: 0,
         }
     }
 
     /// Whether the current value may be referenced where it lies (until the next-but-one
-    /// batch) instead of copied: it is in a pinned chunk's uncompressed block, not in the
-    /// scratch buffer the next compressed block overwrites.
+    /// batch) instead of copied: it is in a pinned chunk's uncompressed block, or in the decoded
+    /// block of a pinned oversized chunk (held with the chunk), not in the scratch buffer the
+    /// run's next compressed block overwrites.
     pub fn value_pinnable(&self) -> bool {
-        self.pin_chunk && !self.decompressed
+        self.pin_chunk && (!self.decompressed || self.oversized)
     }
 
     /// Starts batch `generation`: gives back the held chunks no readable batch points into
@@ -184,14 +198,29 @@ impl RunCursor {
     /// The run is done with its current chunk: back to the reader, or held while the current
     /// and next batch may point into it.
     fn leave_chunk(&mut self, reader: &mut Reader) {
-        if let Some(chunk) = self.chunk.take() {
+        // An oversized chunk is one block: if it was compressed, the scratch buffer is its
+        // decoded bytes, which pinned values point into, so it is held with the chunk (and the
+        // run's regular blocks do not need a buffer that size afterwards anyway).
+        let decoded = if self.oversized && self.decompressed {
+            std::mem::take(&mut self.scratch)
+        } else {
+            Vec::new()
+        };
+        if let Some(mut chunk) = self.chunk.take() {
             if self.pin_chunk {
-                self.held.hold(self.run, chunk, (), self.generation);
+                if self.oversized {
+                    // Its buffer is its own: the run gets its read slot back now, so holding it
+                    // costs the run no read (held.rs).
+                    reader.detach(&mut chunk);
+                }
+                self.held.hold(self.run, chunk, decoded, self.generation);
             } else {
                 reader.recycle(chunk);
             }
         }
         self.pin_chunk = false;
+        self.oversized = false;
+        self.decompressed = false;
     }
 
     pub fn valid(&self) -> bool {
@@ -274,8 +303,13 @@ impl RunCursor {
             }
             match reader.next_chunk(self.run)? {
                 Some(chunk) => {
+                    let planned = &map.runs[self.run][self.chunk_index];
                     let last = self.chunk_index + 1 >= map.runs[self.run].len();
-                    self.pin_chunk = self.held.may_pin(self.run, reader.depth_of(self.run), last);
+                    self.oversized = planned.oversized;
+                    // An oversized chunk gives its read slot back when the run leaves it, so it
+                    // can always be pinned (held.rs).
+                    self.pin_chunk = self.oversized
+                        || self.held.may_pin(self.run, reader.depth_of(self.run), last);
                     self.chunk = Some(chunk);
                     self.next_block = 0;
                     if !self.open_next_block(map)? {

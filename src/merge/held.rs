@@ -15,6 +15,13 @@
 //! ([`HeldChunks::may_pin`]); otherwise the chunk's values are copied and the chunk goes back as
 //! soon as the run leaves it. The reader can therefore always land the run's next chunk, and the
 //! merge never waits for a consumer to release something.
+//!
+//! An oversized chunk (one block larger than the read size) is the exception: its buffer is its
+//! own, not its slot's, so the native merge gives the slot back when it leaves the chunk
+//! (`Reader::detach`) and holds only the bytes, which cost the run no read. Such a chunk is
+//! therefore always pinned: a multi-MiB value is never copied into a batch for want of a read.
+//! What it costs instead is memory beyond the read budget while a readable batch points into
+//! it (reader/mod.rs, "Oversized plans").
 
 use crate::reader::{Chunk, Reader};
 
@@ -27,8 +34,9 @@ pub fn release_point(generation: u64, consumer: Option<u64>) -> u64 {
 struct Held<X> {
     run: usize,
     chunk: Chunk,
-    /// Whatever else the pinned values live in and must outlive the chunk with it (the BPF
-    /// merge's decompressed blocks); `()` for the native merge.
+    /// Whatever else the pinned values live in and must outlive the chunk with it: the BPF
+    /// merge's decompressed blocks; for the native merge, the decoded bytes of an oversized
+    /// compressed block (merge/cursor.rs), empty otherwise.
     _with: X,
     /// Goes back when batch `release_at` begins.
     release_at: u64,
@@ -68,9 +76,13 @@ impl<X> HeldChunks<X> {
         }
     }
 
-    /// Chunks `run` holds.
+    /// Chunks `run` holds that take one of its reads (an oversized chunk detached from its
+    /// read slot, `Reader::detach`, takes none).
     pub fn held_by(&self, run: usize) -> usize {
-        self.held.iter().filter(|h| h.run == run).count()
+        self.held
+            .iter()
+            .filter(|h| h.run == run && h.chunk.holds_a_read())
+            .count()
     }
 
     /// Whether `run` may pin the chunk it is given: its held chunks, that chunk and one more

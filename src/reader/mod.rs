@@ -22,6 +22,33 @@
 //! instead of growing, faulting in and zeroing fresh heap every time. They live on the heap, or
 //! in the BPF merge program's arena (`arena`) so the program reads the blocks where they land.
 //!
+//! **Oversized plans.** The SST-Map coalesces blocks into chunks of at most the read size, but
+//! a block can be larger than that (a value of several MiB is one block), and sizing every
+//! buffer of its stream to it, times the read depth, would blow the budget or refuse the
+//! compaction. So a plan longer than [`ReaderConfig::oversized_above`] is *oversized*:
+//! - a stream's buffer class comes from its regular plans only, and only those count against
+//!   the budget;
+//! - an oversized plan is read into a buffer allocated for that read alone, from the Reader's
+//!   [`Memory`] (heap or BPF arena), exactly its span long (O_DIRECT alignment included); the
+//!   slot's regular buffer is set aside meanwhile and put back when the chunk is recycled, and
+//!   the dedicated buffer is freed then, never pooled (its length is not a size class);
+//! - it is not read ahead: its read is issued only once every earlier plan of its stream has
+//!   been handed out, i.e. when it is the stream's next chunk (the regular plans after it are
+//!   read ahead behind it as usual).
+//!
+//! While it is being read and lent out it takes one of its stream's slots, so the read depth,
+//! and the merge's rule for holding chunks (merge/held.rs), are unchanged: a run can always get
+//! its next chunk. A caller that keeps an oversized chunk after it is done with it (values
+//! pinned in it) can give its slot back first ([`Reader::detach`]): the bytes stay, the stream
+//! reads on at its full depth, and the buffer is freed when the chunk is recycled.
+//!
+//! The memory beyond the budget is the oversized buffers alive at once: per stream at most one
+//! read in flight or ready (the rule above), the chunks lent out (at most the stream's depth),
+//! and the detached chunks the caller still keeps, for the merge those some readable (or
+//! made-ahead) batch may point into (merge/held.rs: the large blocks of the last few batches).
+//! In practice: the few large blocks the merge is working through.
+//! `ReaderStats::oversized_peak_bytes` measures it.
+//!
 //! A Reader is tied to the thread that made it (the ring is single-issuer and deferred task work
 //! runs only on that thread), so it is deliberately not `Send`.
 
@@ -168,6 +195,11 @@ pub struct ReaderConfig {
     /// I/O priority of every io_uring read (the SQE's `ioprio`, as ioprio_set takes it); 0: the
     /// submitting thread's. The pread fallback keeps its thread's.
     pub io_priority: u16,
+    /// Plans longer than this are oversized (0: none are): read into a buffer of their own,
+    /// outside the budget, and not read ahead (see the module docs). The compaction passes its
+    /// read size, so only a block larger than the read size, which the SST-Map makes a chunk of
+    /// its own, is oversized.
+    pub oversized_above: usize,
 }
 
 impl Default for ReaderConfig {
@@ -185,6 +217,7 @@ impl Default for ReaderConfig {
             accounting: None,
             max_inflight_bytes: 0,
             io_priority: 0,
+            oversized_above: 0,
         }
     }
 }
@@ -245,10 +278,19 @@ pub struct Chunk {
     pub plan: ChunkPlan,
 }
 
+/// `Chunk::slot` of a chunk whose read slot went back to its stream ([`Reader::detach`]).
+const DETACHED: usize = usize::MAX;
+
 impl Chunk {
     /// Exactly `plan.len` bytes: the file's bytes at `[plan.offset, plan.offset + plan.len)`.
     pub fn bytes(&self) -> &[u8] {
         &self.buf.as_slice()[self.start..self.start + self.plan.len]
+    }
+
+    /// Whether the chunk still takes one of its stream's reads (see [`Reader::depth_of`]); an
+    /// oversized chunk given back with [`Reader::detach`] does not.
+    pub fn holds_a_read(&self) -> bool {
+        self.slot != DETACHED
     }
 }
 
@@ -274,6 +316,11 @@ pub struct ReaderStats {
     pub short_reads: u64,
     /// Time spent waiting for the read rate limit ([`ReadThrottle`]); not part of `wait_ns`.
     pub throttle_wait_ns: u64,
+    /// Oversized plans read, each into a buffer of its own (see the module docs).
+    pub oversized_reads: u64,
+    /// The most bytes of such buffers alive at once: the memory used beyond the budget. A
+    /// chunk dropped instead of recycled still counts as alive.
+    pub oversized_peak_bytes: u64,
 }
 
 static NEXT_READER_ID: AtomicU64 = AtomicU64::new(1);
@@ -320,6 +367,10 @@ pub struct Reader {
     memory: Memory,
     throttle: Option<ReadThrottle>,
     accounting: Option<ReadAccounting>,
+    /// `ReaderConfig::oversized_above`.
+    oversized_above: usize,
+    /// Bytes of oversized plans' buffers allocated and not yet freed.
+    oversized_live: usize,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -327,9 +378,9 @@ impl Reader {
     /// Opens the files (O_DIRECT where `FileSpec::direct`), chooses the backend and starts
     /// reading ahead.
     ///
-    /// Errors: a file that cannot be opened -> `Error::Io` with path and errno text; a chunk
-    /// larger than the budget allows (even with one read per stream), or a plan naming a file
-    /// that is not in `files` -> `Error::NotSupported`.
+    /// Errors: a file that cannot be opened -> `Error::Io` with path and errno text; a regular
+    /// chunk (not oversized) larger than the budget allows (even with one read per stream), or a
+    /// plan naming a file that is not in `files` -> `Error::NotSupported`.
     pub fn new(
         files: Vec<FileSpec>,
         streams: Vec<Vec<ChunkPlan>>,
@@ -345,9 +396,10 @@ impl Reader {
             accounting,
             max_inflight_bytes,
             io_priority,
+            oversized_above,
         } = cfg;
         // Validate and size everything before opening files or taking the ring.
-        let buf_sizes = buffer_classes(&files, &streams)?;
+        let buf_sizes = buffer_classes(&files, &streams, oversized_above)?;
         let depth = fit_depth(&streams, &buf_sizes, depth_per_stream, memory_budget)?;
         let fault = fault.unwrap_or_default();
         let files = files
@@ -370,6 +422,8 @@ impl Reader {
             memory,
             throttle,
             accounting,
+            oversized_above,
+            oversized_live: 0,
             _not_send: PhantomData,
         };
         reader.start_reading()?;
@@ -398,9 +452,15 @@ impl Reader {
     }
 
     /// Gives a chunk's buffer back so more reads can be issued (call it when done decoding).
+    /// A detached chunk's buffer (see [`Reader::detach`]) is freed.
     pub fn recycle(&mut self, chunk: Chunk) {
         if chunk.reader != self.id {
             log::warn!("ringmerge reader: chunk from another Reader recycled; dropping it");
+            return;
+        }
+        if chunk.slot == DETACHED {
+            // An oversized chunk's own buffer, its slot long back with its stream: freed here.
+            self.oversized_freed(chunk.buf.len());
             return;
         }
         let Some(slot) = self.slots.get_mut(chunk.slot) else {
@@ -412,9 +472,43 @@ impl Reader {
         }
         slot.buf = Some(chunk.buf);
         slot.state = SlotState::Free;
+        let freed = slot.restore_regular();
+        let s = slot.stream;
+        self.oversized_freed(freed);
+        self.streams[s].free.push(chunk.slot);
+        self.read_on(s);
+    }
+
+    /// Gives the read slot of an oversized chunk back to its stream while the caller keeps the
+    /// chunk: the chunk's buffer is its own (see the module docs), so the slot can take its
+    /// regular buffer back and the stream read on at its full depth. The caller holds on to
+    /// the bytes (values pinned in them) without costing its stream a read; the buffer is freed
+    /// when the chunk is recycled (or dropped). False, and nothing changes, for a regular chunk
+    /// (its buffer is the slot's), a detached one, or one of another Reader.
+    pub fn detach(&mut self, chunk: &mut Chunk) -> bool {
+        if chunk.reader != self.id || chunk.slot == DETACHED {
+            return false;
+        }
+        let Some(slot) = self.slots.get_mut(chunk.slot) else {
+            return false;
+        };
+        if !slot.dedicated || !matches!(slot.state, SlotState::Lent) {
+            return false;
+        }
+        // The lent slot holds no buffer (it is in the chunk): only the regular one comes back.
+        slot.dedicated = false;
+        slot.buf = slot.aside.take();
+        slot.state = SlotState::Free;
         let s = slot.stream;
         self.streams[s].free.push(chunk.slot);
-        // Queue the next read now; it goes out with the next enter, batched with others.
+        chunk.slot = DETACHED;
+        self.read_on(s);
+        true
+    }
+
+    /// Queues stream `s`'s next reads into its free slots now (io_uring; pread reads when
+    /// asked): they go out with the next enter, batched with others.
+    fn read_on(&mut self, s: usize) {
         if matches!(self.engine, Engine::Uring(_))
             && self.streams[s].failed.is_none()
             && self.fatal.is_none()
@@ -477,6 +571,11 @@ impl Reader {
         }
     }
 
+    /// Notes a dedicated buffer of `bytes` freed (0: none).
+    fn oversized_freed(&mut self, bytes: usize) {
+        self.oversized_live = self.oversized_live.saturating_sub(bytes);
+    }
+
     fn lend(&mut self, id: usize) -> Chunk {
         let slot = &mut self.slots[id];
         slot.state = SlotState::Lent;
@@ -502,6 +601,12 @@ impl Drop for Reader {
             }
         }
         for slot in &mut self.slots {
+            // A regular buffer set aside for an oversized read: no read went into it meanwhile.
+            if let Some(aside) = slot.aside.take() {
+                if drained {
+                    pool::give(aside);
+                }
+            }
             let Some(buf) = slot.buf.take() else {
                 // Never allocated, or lent out in a Chunk (the caller frees that one).
                 continue;
@@ -509,6 +614,9 @@ impl Drop for Reader {
             if matches!(slot.state, SlotState::InFlight) {
                 // The kernel may still write into it: leak it, never free or pool it.
                 std::mem::forget(buf);
+            } else if slot.dedicated {
+                // An oversized plan's own buffer: freed, never pooled (see `restore_regular`).
+                drop(buf);
             } else if drained {
                 // No read is in flight on this Reader's ring, so nothing can write into the
                 // buffer any more: it may serve the thread's next Reader.
@@ -521,6 +629,22 @@ impl Drop for Reader {
         // them; their buffers stay leaked, so whatever it still writes lands in memory nobody
         // else owns.
     }
+}
+
+/// Notes a dedicated buffer of `bytes` allocated for an oversized plan (0: none) in the stats
+/// and the live count. (A free function over the two fields, so the backends can call it while
+/// they hold a stream.)
+fn oversized_allocated(stats: &mut ReaderStats, live: &mut usize, bytes: usize) {
+    if bytes > 0 {
+        stats.oversized_reads += 1;
+        *live += bytes;
+        stats.oversized_peak_bytes = stats.oversized_peak_bytes.max(*live as u64);
+    }
+}
+
+/// Whether `plan` is longer than `oversized_above` (0: no plan is oversized).
+fn oversized(plan: &ChunkPlan, oversized_above: usize) -> bool {
+    oversized_above > 0 && plan.len > oversized_above
 }
 
 fn all_lent(s: usize, n: usize) -> Error {

@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use super::slot::{ask_throttle, finish_read, mark_start, next_ask, start_slot, SlotState, Step};
-use super::{all_lent, Chunk, Reader};
+use super::{all_lent, oversized, oversized_allocated, Chunk, Reader};
 use crate::error::Result;
 
 /// One pread of up to `buf.len()` bytes at `offset` into `buf`. Ok(bytes read) or Err(errno),
@@ -40,10 +40,24 @@ impl Reader {
         let plan = st.plans[st.next_issue].clone();
         let file = &self.files[plan.file];
         let slot = &mut self.slots[id];
-        if let Err(e) = start_slot(slot, st.next_issue, &plan, file.direct, self.memory) {
-            st.free.push(id);
-            return Err(e);
-        }
+        // An oversized plan gets a buffer of its own (see the module docs of `reader`); pread
+        // reads nothing ahead, so it is read now like any other.
+        let oversized = oversized(&plan, self.oversized_above);
+        let dedicated = match start_slot(
+            slot,
+            st.next_issue,
+            &plan,
+            file.direct,
+            self.memory,
+            oversized,
+        ) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                st.free.push(id);
+                return Err(e);
+            }
+        };
+        oversized_allocated(&mut self.stats, &mut self.oversized_live, dedicated);
         while slot.done < slot.target {
             let (off, len) = next_ask(slot, file.direct, self.short_fault);
             ask_throttle(&self.throttle, len, &mut self.stats);
@@ -64,6 +78,9 @@ impl Reader {
                 Step::Again => {}
                 Step::Fail(e) => {
                     slot.state = SlotState::Free;
+                    // The failed read is over: an oversized plan's buffer can go.
+                    let freed = slot.restore_regular();
+                    self.oversized_live = self.oversized_live.saturating_sub(freed);
                     st.free.push(id);
                     st.failed = Some(e.clone());
                     return Err(e);

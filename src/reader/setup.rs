@@ -8,7 +8,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use super::slot::{span_of, Slot};
 use super::{
-    errno_text, pool, uring, Backend, ChunkPlan, Engine, FaultSpec, FileSpec, OpenFile, Stream,
+    errno_text, oversized, pool, uring, Backend, ChunkPlan, Engine, FaultSpec, FileSpec, OpenFile,
+    Stream,
 };
 use crate::error::{Error, Result};
 
@@ -41,10 +42,16 @@ impl OpenFile {
     }
 }
 
-/// Each stream's buffer size: the size class (see `pool`) of its largest span, so buffers can be
-/// pooled across Readers and the budget is charged with what is really allocated. Err when a
-/// plan names a file that is not in `files`.
-pub(super) fn buffer_classes(files: &[FileSpec], streams: &[Vec<ChunkPlan>]) -> Result<Vec<usize>> {
+/// Each stream's buffer size: the size class (see `pool`) of its largest regular span, so buffers
+/// can be pooled across Readers and the budget is charged with what is really allocated.
+/// Oversized plans (longer than `oversized_above`, when it is not 0) do not count: they get a
+/// buffer of their own (see the module docs of `reader`). Err when a plan names a file that is
+/// not in `files`.
+pub(super) fn buffer_classes(
+    files: &[FileSpec],
+    streams: &[Vec<ChunkPlan>],
+    oversized_above: usize,
+) -> Result<Vec<usize>> {
     let mut buf_sizes = Vec::with_capacity(streams.len());
     for (s, plans) in streams.iter().enumerate() {
         let mut size = 0usize;
@@ -56,7 +63,9 @@ pub(super) fn buffer_classes(files: &[FileSpec], streams: &[Vec<ChunkPlan>]) -> 
                     files.len()
                 )));
             };
-            size = size.max(span_of(p, f.direct));
+            if !oversized(p, oversized_above) {
+                size = size.max(span_of(p, f.direct));
+            }
         }
         buf_sizes.push(pool::class_of(size));
     }
@@ -84,10 +93,10 @@ pub(super) fn fit_depth(
         depth -= 1;
     }
     if total_for(depth) > budget {
-        let largest = streams.iter().flatten().map(|p| p.len).max().unwrap_or(0);
+        let largest = buf_sizes.iter().copied().max().unwrap_or(0);
         return Err(Error::not_supported(format!(
             "reader: {} streams need {} bytes of buffers with one read each, over the memory \
-             budget of {budget} bytes (largest chunk {largest} bytes; Reader::max_chunk_len \
+             budget of {budget} bytes (largest buffer {largest} bytes; Reader::max_chunk_len \
              gives the limit)",
             streams.len(),
             total_for(1)

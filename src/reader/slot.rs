@@ -33,11 +33,22 @@ pub(super) enum SlotState {
 }
 
 /// One pool buffer and the read it is doing. `user_data` of an SQE is the slot's index.
+///
+/// For an oversized plan (see the module docs of `reader`) `buf` is a buffer allocated for that
+/// read alone (`dedicated`), and the slot's regular buffer, if it had one yet, waits in `aside`
+/// until the chunk comes back ([`Slot::restore_regular`]). The slot still counts as one of its
+/// stream's reads, so the read depth, and every rule built on it (merge/held.rs), is unchanged.
 pub(super) struct Slot {
     pub(super) stream: usize,
-    /// Bytes of the buffer: the size class of the stream's largest span (see `pool`).
+    /// Bytes of the regular buffer: the size class of the stream's largest regular span (see
+    /// `pool`).
     pub(super) size: usize,
     pub(super) buf: Option<AlignedBuf>,
+    /// `buf` is an oversized plan's own buffer: freed, never pooled, when the read is over.
+    pub(super) dedicated: bool,
+    /// The regular buffer, set aside while `buf` is a dedicated one. No read ever goes into it
+    /// meanwhile.
+    pub(super) aside: Option<AlignedBuf>,
     pub(super) state: SlotState,
     /// Index of the plan in its stream.
     pub(super) plan: usize,
@@ -69,6 +80,8 @@ impl Slot {
             stream,
             size,
             buf: None,
+            dedicated: false,
+            aside: None,
             state: SlotState::Free,
             plan: 0,
             base: 0,
@@ -82,6 +95,22 @@ impl Slot {
             retries: 0,
             started: None,
         }
+    }
+
+    /// Frees the dedicated buffer of an oversized plan and puts the regular buffer back (a no-op
+    /// for a slot holding its regular buffer); returns the bytes freed. Only call once no read
+    /// can be writing into `buf`: the chunk came back, or the read failed.
+    ///
+    /// The buffer is freed, not pooled: its length is the block's, not a size class, so it would
+    /// only crowd the pool out of buffers later Readers ask for.
+    pub(super) fn restore_regular(&mut self) -> usize {
+        if !self.dedicated {
+            return 0;
+        }
+        self.dedicated = false;
+        let freed = self.buf.take().map_or(0, |b| b.len());
+        self.buf = self.aside.take();
+        freed
     }
 }
 
@@ -107,14 +136,37 @@ pub(super) fn span_of(p: &ChunkPlan, direct: bool) -> usize {
 /// Points a free slot at a plan, taking its buffer from the thread's pool (or allocating it) on
 /// first use. The buffer is `slot.size` bytes (a size class), which can be more than the plan's
 /// span: reads ask for exactly `span` bytes, and a Chunk exposes exactly `plan.len`.
+///
+/// An `oversized` plan gets a buffer of exactly its span from `memory` instead, outside the
+/// pool and the budget, and the regular buffer is set aside (see [`Slot`]). Returns the bytes
+/// of that dedicated buffer (0 for a regular plan).
 pub(super) fn start_slot(
     slot: &mut Slot,
     index: usize,
     plan: &ChunkPlan,
     direct: bool,
     memory: Memory,
-) -> Result<()> {
-    if slot.buf.is_none() {
+    oversized: bool,
+) -> Result<usize> {
+    // Every path that frees a slot restores its regular buffer; should one not have, the
+    // dedicated buffer goes now (the slot is free: no read is in flight into it).
+    slot.restore_regular();
+    let mut dedicated = 0;
+    if oversized {
+        let span = span_of(plan, direct);
+        // Zeroed like every fresh buffer (see `AlignedBuf::new`): the read overwrites what the
+        // chunk shows, but the whole buffer stays initialised memory.
+        let buf = AlignedBuf::new_in(span, memory).ok_or_else(|| {
+            Error::io(format!(
+                "reader: cannot allocate a {span} byte read buffer for a block larger than the \
+                 read size"
+            ))
+        })?;
+        dedicated = buf.len();
+        slot.aside = slot.buf.take();
+        slot.buf = Some(buf);
+        slot.dedicated = true;
+    } else if slot.buf.is_none() {
         slot.buf = Some(pool::take(slot.size, memory).ok_or_else(|| {
             Error::io(format!(
                 "reader: cannot allocate a {} byte read buffer",
@@ -134,8 +186,9 @@ pub(super) fn start_slot(
     slot.target = slot.lead + plan.len;
     slot.span = span_of(plan, direct);
     // Every read writes inside [0, span), so this is what keeps the kernel inside the buffer.
-    // It holds by construction (the buffer is the class of the stream's largest span); checked
-    // anyway because a violation would be memory corruption, not just a wrong answer.
+    // It holds by construction (the buffer is the class of the stream's largest regular span,
+    // or the oversized plan's own span); checked anyway because a violation would be memory
+    // corruption, not just a wrong answer.
     let cap = slot.buf.as_ref().map_or(0, AlignedBuf::len);
     if slot.span > cap {
         return Err(Error::io(format!(
@@ -147,7 +200,7 @@ pub(super) fn start_slot(
     slot.ask_off = 0;
     slot.ask = 0;
     slot.retries = 0;
-    Ok(())
+    Ok(dedicated)
 }
 
 /// Waits for the read rate limit to grant a read of `len` bytes, if there is one; the wait is

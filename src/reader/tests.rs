@@ -115,6 +115,7 @@ fn cfg(budget: usize, depth: usize, backend: Backend) -> ReaderConfig {
         accounting: None,
         max_inflight_bytes: 0,
         io_priority: 0,
+        oversized_above: 0,
     }
 }
 
@@ -1221,4 +1222,398 @@ fn fault_spec_parses_the_environment_grammar() {
 #[test]
 fn default_config_injects_no_faults() {
     assert!(ReaderConfig::default().fault.is_none());
+}
+
+// ---- Oversized plans --------------------------------------------------------------------------
+
+/// `n` streams over `[0, size)`: regular plans of up to `max` bytes, with every `every`-th plan
+/// replaced by an oversized one whose length cycles through `big` (two of them back to back now
+/// and then). Offsets are left unaligned, so O_DIRECT spans need their alignment slack.
+fn plans_with_oversized(
+    size: usize,
+    n: usize,
+    max: usize,
+    every: usize,
+    big: &[usize],
+) -> Vec<Vec<ChunkPlan>> {
+    let mut x = 0x51ed_270b_27a4_31c9u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    let per = size / n;
+    let mut k = 0;
+    (0..n)
+        .map(|s| {
+            let (start, end) = (s * per, if s + 1 == n { size } else { (s + 1) * per });
+            let mut plans = Vec::new();
+            let mut off = start + 1 + next() % 4000;
+            while off < end {
+                let i = plans.len();
+                let len = if i % every == every - 1 || (i % (3 * every) == every && i > 0) {
+                    k += 1;
+                    big[k % big.len()]
+                } else {
+                    1 + next() % max
+                };
+                let len = len.min(end - off);
+                plans.push(ChunkPlan {
+                    file: 0,
+                    offset: off as u64,
+                    len,
+                });
+                off += len + next() % 3;
+            }
+            plans
+        })
+        .collect()
+}
+
+/// Bytes of the regular buffers a Reader holds (set aside or in place), which the budget bounds.
+fn regular_bytes(r: &Reader) -> usize {
+    r.slots
+        .iter()
+        .filter_map(|s| {
+            if s.dedicated {
+                s.aside.as_ref()
+            } else {
+                s.buf.as_ref()
+            }
+        })
+        .map(AlignedBuf::len)
+        .sum()
+}
+
+/// The memory bound the module docs state for oversized plans: per stream, its depth times its
+/// largest oversized span.
+fn oversized_bound(r: &Reader, streams: &[Vec<ChunkPlan>], above: usize, direct: bool) -> u64 {
+    streams
+        .iter()
+        .enumerate()
+        .map(|(s, plans)| {
+            let largest = plans
+                .iter()
+                .filter(|p| p.len > above)
+                .map(|p| slot::span_of(p, direct))
+                .max()
+                .unwrap_or(0);
+            (r.depth_of(s) * largest) as u64
+        })
+        .sum()
+}
+
+#[test]
+fn oversized_plans_get_buffers_of_their_own_both_backends_buffered_and_direct() {
+    let _cap = POOL_CAP_LOCK.lock();
+    let dir = scratch();
+    let data = content(40 * MIB, 31);
+    let path = write_file(dir.path(), "oversized.sst", &data);
+    // Regular plans up to 200 KB in 256 KiB buffers, 3 streams 2 deep: 1.5 MiB of a 2 MiB
+    // budget. The oversized plans (1.1 to 5 MiB) could not have one buffer per stream in it.
+    let (budget, above) = (2 * MIB, 256 << 10);
+    let big = [3 * MIB + 17, 5 * MIB, MIB + 100_000, 4 * MIB - 1];
+    let streams = plans_with_oversized(data.len(), 3, 200_000, 5, &big);
+    let oversized: usize = streams.iter().flatten().filter(|p| p.len > above).count();
+    assert!(oversized >= 6, "{oversized}");
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            for short_reads in [false, true] {
+                let files = vec![FileSpec {
+                    path: path.clone(),
+                    direct,
+                }];
+                let mut c = cfg(budget, 2, backend);
+                c.oversized_above = above;
+                if short_reads {
+                    c.fault = Some(FaultSpec {
+                        short_reads: true,
+                        ..FaultSpec::default()
+                    });
+                }
+                let mut r = Reader::new(files, streams.clone(), c).unwrap();
+                let what = format!("direct {direct} {} short {short_reads}", r.backend_name());
+                assert_eq!(r.slots.len(), 6, "{what}: depth kept");
+                assert!(r.slots.iter().all(|s| s.size == 256 << 10), "{what}");
+                drain_and_check(&mut r, &streams, &[&data]);
+                let st = r.stats();
+                assert_eq!(st.oversized_reads, oversized as u64, "{what}");
+                if short_reads {
+                    assert!(st.short_reads > 0, "{what}");
+                }
+                // Regular buffers stay within the budget; the oversized ones within the bound
+                // the module docs give (chunks recycled at once: at most two per stream).
+                assert!(regular_bytes(&r) <= budget, "{what}");
+                let largest = streams
+                    .iter()
+                    .flatten()
+                    .map(|p| slot::span_of(p, direct))
+                    .max()
+                    .unwrap() as u64;
+                assert!(st.oversized_peak_bytes >= largest, "{what}: {st:?}");
+                assert!(
+                    st.oversized_peak_bytes <= oversized_bound(&r, &streams, above, direct),
+                    "{what}: {st:?}"
+                );
+                assert_eq!(r.oversized_live, 0, "{what}: every dedicated buffer freed");
+                // Dedicated buffers are freed, never pooled.
+                pool::clear();
+                drop(r);
+                let (_, pooled) = pool::pooled();
+                assert!(pooled <= 6 * (256 << 10), "{what}: {pooled} bytes pooled");
+            }
+        }
+    }
+    pool::clear();
+}
+
+#[test]
+fn oversized_plan_is_not_read_ahead_and_held_chunks_cannot_stall_it() {
+    let dir = scratch();
+    let data = content(16 * MIB, 32);
+    let path = write_file(dir.path(), "held.sst", &data);
+    let at = |offset: usize, len: usize| ChunkPlan {
+        file: 0,
+        offset: offset as u64,
+        len,
+    };
+    // Regular, two oversized back to back, regular, oversized, regular.
+    let plans = vec![
+        at(100, 50_000),
+        at(50_100, 3 * MIB),
+        at(50_100 + 3 * MIB, 2 * MIB),
+        at(60_000 + 5 * MIB, 60_000),
+        at(8 * MIB + 3, 4 * MIB),
+        at(13 * MIB, 1000),
+    ];
+    let want = |c: &Chunk| &data[c.plan.offset as usize..][..c.plan.len];
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut c = cfg(MIB, 3, backend);
+            c.oversized_above = 64 << 10;
+            let mut r = Reader::new(files, vec![plans.clone()], c).unwrap();
+            let what = format!("direct {direct} {}", r.backend_name());
+            assert_eq!(r.depth_of(0), 3);
+            // Only the first plan is read ahead: the oversized one behind it waits until it is
+            // the stream's next chunk.
+            assert_eq!(r.stats().oversized_reads, 0, "{what}");
+            let c0 = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c0.bytes(), want(&c0));
+            // The merge holds every chunk it got (pinned values): the oversized ones are still
+            // read, each in a slot of its own, until the depth is used up.
+            let c1 = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c1.bytes(), want(&c1), "{what}");
+            let c2 = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c2.bytes(), want(&c2), "{what}");
+            let st = r.stats();
+            assert_eq!(st.oversized_reads, 2, "{what}");
+            assert_eq!(st.oversized_peak_bytes as usize, r.oversized_live, "{what}");
+            assert!(r.oversized_live >= 5 * MIB, "{what}");
+            // All three slots are lent: one more needs one back, as for regular chunks.
+            assert!(r.next_chunk(0).is_err(), "{what}");
+            r.recycle(c1);
+            assert!(r.oversized_live < 3 * MIB, "{what}: freed on recycle");
+            let c3 = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c3.bytes(), want(&c3), "{what}");
+            r.recycle(c0);
+            r.recycle(c2);
+            // The slot that held an oversized chunk has its regular buffer back; only the next
+            // oversized plan (issued by that recycle on io_uring, now that it is the stream's
+            // next chunk) has a buffer of its own.
+            let dedicated = r.slots.iter().filter(|s| s.dedicated).count();
+            let next_issued = usize::from(r.backend_name() == "io_uring");
+            assert_eq!(dedicated, next_issued, "{what}");
+            assert!(r.oversized_live <= next_issued * (4 * MIB + 4096), "{what}");
+            let c4 = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(c4.bytes(), want(&c4), "{what}");
+            r.recycle(c3);
+            // Dropped with the last oversized chunk out and the rest possibly in flight.
+            drop(r);
+            assert_eq!(c4.bytes(), want(&c4), "{what}");
+        }
+    }
+}
+
+#[test]
+fn failed_oversized_read_frees_its_buffer() {
+    let dir = scratch();
+    let data = content(8 * MIB, 33);
+    let path = write_file(dir.path(), "fail.sst", &data);
+    for backend in [Backend::Auto, Backend::Pread] {
+        for direct in [false, true] {
+            let plans = vec![
+                ChunkPlan {
+                    file: 0,
+                    offset: 10,
+                    len: 30_000,
+                },
+                ChunkPlan {
+                    file: 0,
+                    offset: MIB as u64 + 7,
+                    len: 3 * MIB,
+                },
+            ];
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut c = cfg(MIB, 2, backend);
+            c.oversized_above = 64 << 10;
+            c.fault = Some(FaultSpec {
+                eio_path_contains: Some("fail.sst".into()),
+                eio_from_offset: MIB as u64,
+                ..FaultSpec::default()
+            });
+            let mut r = Reader::new(files, vec![plans], c).unwrap();
+            let first = r.next_chunk(0).unwrap().unwrap();
+            assert_eq!(first.bytes(), &data[10..30_010]);
+            let err = r.next_chunk(0).unwrap_err();
+            assert!(
+                matches!(&err, Error::Io(m) if m.contains("Input/output error")),
+                "{err:?}"
+            );
+            assert_eq!(r.stats().oversized_reads, 1);
+            assert_eq!(r.oversized_live, 0, "the failed read's buffer is freed");
+            assert!(r.slots.iter().all(|s| !s.dedicated));
+            assert_eq!(r.next_chunk(0).unwrap_err(), err, "sticky");
+            r.recycle(first);
+        }
+    }
+}
+
+#[test]
+fn a_stream_of_only_oversized_plans_takes_nothing_from_the_budget() {
+    let dir = scratch();
+    let data = content(12 * MIB, 34);
+    let path = write_file(dir.path(), "only.sst", &data);
+    let streams = vec![
+        vec![
+            ChunkPlan {
+                file: 0,
+                offset: 0,
+                len: 5 * MIB,
+            },
+            ChunkPlan {
+                file: 0,
+                offset: 5 * MIB as u64,
+                len: 6 * MIB,
+            },
+        ],
+        plans_for(MIB, 1, 100_000, 5, 0).remove(0),
+    ];
+    for backend in [Backend::Auto, Backend::Pread] {
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct: true,
+        }];
+        // The second stream's regular buffers fit the 1 MiB budget; the first stream's 5 and
+        // 6 MiB chunks would not fit it even once.
+        let mut c = cfg(MIB, 2, backend);
+        c.oversized_above = 128 << 10;
+        let mut r = Reader::new(files, streams.clone(), c).unwrap();
+        assert_eq!(
+            r.slots[0].size, 0,
+            "no regular buffer for a stream of oversized plans"
+        );
+        drain_and_check(&mut r, &streams, &[&data]);
+        assert_eq!(r.stats().oversized_reads, 2);
+        assert!(regular_bytes(&r) <= MIB);
+        // Without the threshold the same plans are refused, as before.
+        let files = vec![FileSpec {
+            path: path.clone(),
+            direct: true,
+        }];
+        assert!(matches!(
+            Reader::new(files, streams.clone(), cfg(MIB, 2, backend)),
+            Err(Error::NotSupported(_))
+        ));
+    }
+}
+
+#[test]
+fn detached_oversized_chunk_keeps_its_bytes_and_gives_its_read_back() {
+    let dir = scratch();
+    let data = content(24 * MIB, 35);
+    let path = write_file(dir.path(), "detach.sst", &data);
+    // Two oversized plans, then regular ones: held oversized chunks must not use up the depth.
+    let mut plans = vec![
+        ChunkPlan {
+            file: 0,
+            offset: 3,
+            len: 5 * MIB,
+        },
+        ChunkPlan {
+            file: 0,
+            offset: 5 * MIB as u64 + 3,
+            len: 4 * MIB,
+        },
+    ];
+    plans.extend((0..8).map(|i| ChunkPlan {
+        file: 0,
+        offset: (10 * MIB + i * 100_000) as u64,
+        len: 90_000,
+    }));
+    for direct in [false, true] {
+        for backend in [Backend::Auto, Backend::Pread] {
+            let files = vec![FileSpec {
+                path: path.clone(),
+                direct,
+            }];
+            let mut c = cfg(MIB, 2, backend);
+            c.oversized_above = 128 << 10;
+            let mut r = Reader::new(files, vec![plans.clone()], c).unwrap();
+            let what = format!("direct {direct} {}", r.backend_name());
+            let mut kept = Vec::new();
+            let mut regular = Vec::new();
+            while let Some(mut chunk) = r.next_chunk(0).unwrap() {
+                let want = &data[chunk.plan.offset as usize..][..chunk.plan.len];
+                assert_eq!(chunk.bytes(), want, "{what}");
+                if chunk.plan.len > 128 << 10 {
+                    // Kept, as the merge keeps a chunk its values are pinned in, but without
+                    // its read: the stream goes on 2 deep.
+                    assert!(r.detach(&mut chunk), "{what}");
+                    assert!(!chunk.holds_a_read() && !r.detach(&mut chunk), "{what}");
+                    kept.push(chunk);
+                } else {
+                    // A regular chunk cannot be detached: its buffer is the slot's.
+                    assert!(!r.detach(&mut chunk) && chunk.holds_a_read(), "{what}");
+                    regular.push(chunk);
+                    if regular.len() == 2 {
+                        // Both reads lent out (regular), two oversized chunks kept: one more
+                        // (unless the stream is done) needs a regular one back, not the kept
+                        // ones.
+                        if Some(&regular[1].plan) != plans.last() {
+                            assert!(r.next_chunk(0).is_err(), "{what}");
+                        }
+                        for c in regular.drain(..) {
+                            r.recycle(c);
+                        }
+                    }
+                }
+            }
+            for c in regular.drain(..) {
+                r.recycle(c);
+            }
+            assert_eq!(kept.len(), 2, "{what}");
+            assert!(r.oversized_live >= 9 * MIB, "{what}");
+            for c in &kept {
+                assert_eq!(
+                    c.bytes(),
+                    &data[c.plan.offset as usize..][..c.plan.len],
+                    "{what}"
+                );
+            }
+            for c in kept {
+                r.recycle(c);
+            }
+            assert_eq!(r.oversized_live, 0, "{what}: freed on recycle");
+            assert!(regular_bytes(&r) <= MIB, "{what}");
+            assert!(r.slots.iter().all(|s| !s.dedicated), "{what}");
+        }
+    }
 }

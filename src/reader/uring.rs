@@ -22,7 +22,7 @@ use io_uring::{opcode, types, IoUring, Probe};
 use super::slot::{
     ask_throttle, finish_read, mark_start, next_ask, start_slot, SlotState, Step, MAX_RETRIES,
 };
-use super::{all_lent, errno_text, Chunk, Engine, Reader};
+use super::{all_lent, errno_text, oversized, oversized_allocated, Chunk, Engine, Reader};
 use crate::error::{self, Error};
 
 /// Submission queue size of the cached ring (the completion queue is twice this).
@@ -284,6 +284,12 @@ impl Reader {
 
     /// Starts reads for the stream's next plans into its free buffers (queued, not submitted),
     /// at most `limit` of them. Nothing on pread.
+    ///
+    /// An oversized plan is not read ahead: it is started only once every earlier plan of the
+    /// stream has been handed out (`order` is empty), so at most one of the stream's oversized
+    /// reads is in flight or ready at a time (see the module docs of `reader`). That can never
+    /// stall the consumer: when it asks for that chunk, `order` is empty and the plan is started
+    /// here, in a slot of its own like any other.
     pub(super) fn issue(&mut self, s: usize, limit: usize) -> error::Result<()> {
         let Engine::Uring(u) = &mut self.engine else {
             return Ok(());
@@ -291,20 +297,29 @@ impl Reader {
         let st = &mut self.streams[s];
         let mut issued = 0;
         while st.next_issue < st.plans.len() && issued < limit {
+            let plan = &st.plans[st.next_issue];
+            let oversized = oversized(plan, self.oversized_above);
+            if oversized && !st.order.is_empty() {
+                break;
+            }
             issued += 1;
             let Some(id) = st.free.pop() else { break };
-            let plan = &st.plans[st.next_issue];
             let slot = &mut self.slots[id];
-            if let Err(e) = start_slot(
+            let dedicated = match start_slot(
                 slot,
                 st.next_issue,
                 plan,
                 self.files[plan.file].direct,
                 self.memory,
+                oversized,
             ) {
-                st.free.push(id);
-                return Err(e);
-            }
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    st.free.push(id);
+                    return Err(e);
+                }
+            };
+            oversized_allocated(&mut self.stats, &mut self.oversized_live, dedicated);
             if plan.len == 0 {
                 slot.state = SlotState::Ready;
             } else {
@@ -336,6 +351,9 @@ impl Reader {
                     else {
                         unreachable!()
                     };
+                    // The failed read is over: an oversized plan's buffer can go.
+                    let freed = slot.restore_regular();
+                    self.oversized_freed(freed);
                     let st = &mut self.streams[s];
                     st.order.pop_front();
                     st.free.push(id);

@@ -52,7 +52,10 @@
 // (none|snappy|lz4|lz4hc|zstd|zlib; values are made compressible then),
 // --max-dict-bytes N, --index-type binary|hash|partitioned|first-key,
 // --range-del (one wide DeleteRange) and --range-dels N (N narrow ones in
-// every L0 and base-level file); see ParseFlags for the rest.
+// every L0 and base-level file), --large-values M1,M2,... (one value of each
+// size, in MiB, among the small ones: the k-th in the k-th file written, base
+// levels first, wrapping around; each value is one data block larger than
+// ringmerge's read size); see ParseFlags for the rest.
 //
 // The dump lists, per compaction, RocksDB's own job stats (records in, out,
 // replaced, deletions, output files and bytes), then every live file per
@@ -123,6 +126,9 @@ struct Flags {
   bool timestamps_not_persisted = false;
   bool range_del = false;
   int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
+  // --large-values: sizes in MiB of values written once each, the k-th in the
+  // k-th file (base levels, deepest first, then L0), wrapping around.
+  std::vector<int> large_values_mib;
   bool direct = false;
   bool force_bottommost = false;  // recompact the last level too
   int subcompactions = 1;
@@ -207,6 +213,17 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
     else if (a == "--range-dels") f.range_dels = atoi(next().c_str());
+    else if (a == "--large-values") {
+      std::string list = next();
+      for (size_t p = 0; p < list.size();) {
+        size_t q = list.find(',', p);
+        if (q == std::string::npos) q = list.size();
+        int mib = atoi(list.substr(p, q - p).c_str());
+        if (mib <= 0 || mib > 1024) Die("--large-values wants sizes in MiB, 1 to 1024");
+        f.large_values_mib.push_back(mib);
+        p = q + 1;
+      }
+    }
     else if (a == "--direct") f.direct = true;
     else if (a == "--force-bottommost") f.force_bottommost = true;
     else if (a == "--subcompactions") f.subcompactions = atoi(next().c_str());
@@ -271,19 +288,25 @@ std::string KeyFor(const Flags& f, uint64_t index) {
   return k;
 }
 
-std::string ValueFor(const Flags& f, Rng& rng) {
-  int len = f.value_min + static_cast<int>(rng.Uniform(f.value_max - f.value_min + 1));
+// A value of `len` bytes: random, or compressible (3 of every 4 words from a
+// small set) when a compression is set.
+std::string ValueOfLength(const Flags& f, Rng& rng, size_t len) {
   std::string v(len, '\0');
   uint64_t x = rng.Next();
   static const uint64_t kWords[4] = {0x2d65756c61762d61ULL, 0x3130303030303030ULL,
                                      0x6b6b6b6b6b6b6b6bULL, 0x0102030405060708ULL};
-  for (int i = 0; i < len; i++) {
+  for (size_t i = 0; i < len; i++) {
     if (i % 8 == 0) x = Mix(x);
     uint64_t w = x;
     if (f.compressible && (x & 3) != 0) w = kWords[(x >> 2) & 3];
     v[i] = static_cast<char>(w >> (8 * (i % 8)));
   }
   return v;
+}
+
+std::string ValueFor(const Flags& f, Rng& rng) {
+  int len = f.value_min + static_cast<int>(rng.Uniform(f.value_max - f.value_min + 1));
+  return ValueOfLength(f, rng, static_cast<size_t>(len));
 }
 
 CompressionType ParseCompression(const std::string& c) {
@@ -1046,12 +1069,28 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
   auto range_dels_due = [&](int i, int n) {
     return f.range_dels > 0 && (i + 1) % std::max(1, n / f.range_dels) == 0;
   };
+  // --large-values: file number `file_no` (base levels first) gets the values
+  // whose index is file_no modulo the number of files, at random keys, after
+  // its other writes: nothing in the same memtable overwrites them, so every
+  // one reaches its file (later files may overwrite or delete them). No random
+  // number is drawn without the flag, so other scenarios are unchanged.
+  const int nfiles = std::max(1, f.base_levels + f.l0_files);
+  int file_no = 0;
+  auto put_large_values = [&]() {
+    for (size_t k = 0; k < f.large_values_mib.size(); k++) {
+      if (static_cast<int>(k % nfiles) != file_no) continue;
+      std::string key = KeyFor(f, rng.Uniform(universe));
+      apply_put(key, ValueOfLength(f, rng, static_cast<size_t>(f.large_values_mib[k]) << 20));
+    }
+  };
   // Base levels, deepest first, each compacted into place with CompactRange.
   for (int level = f.base_levels; level >= 1; level--) {
     for (int i = 0; i < f.keys_per_file * 2; i++) {
       apply_put(KeyFor(f, rng.Uniform(universe)), ValueFor(f, rng));
       if (range_dels_due(i, f.keys_per_file * 2)) narrow_range_del();
     }
+    put_large_values();
+    file_no++;
     Check(db->Flush(fo), "Flush");
     CompactRangeOptions cro;
     cro.change_level = true;
@@ -1096,6 +1135,8 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
       }
       if (range_dels_due(i, f.keys_per_file)) narrow_range_del();
     }
+    put_large_values();
+    file_no++;
     if (f.range_del && file == f.l0_files / 2) {
       std::string a = KeyFor(f, rng.Uniform(universe));
       std::string b = KeyFor(f, rng.Uniform(universe));

@@ -11,7 +11,7 @@ use crate::block::compression::ctype;
 use crate::block::compression::testutil::compress;
 use crate::block::testutil::{add_trailer, ikey, BlockBuilder, Rng};
 use crate::block::BlockHandle;
-use crate::compaction::{CompactionSession, CompactionSpec, MergeEngine};
+use crate::compaction::{CompactionSession, CompactionSpec, MergeEngine, Summary, BATCH_BYTES};
 use crate::merge::cursor::Bounds;
 use crate::reader::Backend;
 use crate::sst_map::{InputFile, SortedRun};
@@ -137,6 +137,9 @@ struct Drained {
     /// Values emitted by address into an input block / copied into the batch.
     pinned: usize,
     copied: usize,
+    /// Of those, values larger than a batch ([`BATCH_BYTES`]).
+    large_pinned: usize,
+    large_copied: usize,
 }
 
 fn drain(runs: &[SortedRun], bounds: &Bounds, merge: MergeEngine, budget: usize) -> Drained {
@@ -182,6 +185,24 @@ fn drain_with(
     budget: usize,
     ahead: bool,
 ) -> Drained {
+    let (drained, summary) = drain_summary(runs, bounds, merge, budget, ahead);
+    assert!(
+        summary.bpf_unavailable.is_none(),
+        "{:?}",
+        summary.bpf_unavailable
+    );
+    drained
+}
+
+/// `drain_with`, also returning the session's summary (and not asserting that a BPF merge
+/// asked for ran).
+fn drain_summary(
+    runs: &[SortedRun],
+    bounds: &Bounds,
+    merge: MergeEngine,
+    budget: usize,
+    ahead: bool,
+) -> (Drained, Summary) {
     let spec = spec_for(runs, bounds, merge, budget);
     let (opened, unavailable) = Session::open(spec, ahead);
     assert!(
@@ -194,6 +215,7 @@ fn drain_with(
     // survive the making of the next batch: the contract C++ relies on, pinned values included.
     let mut previous: Vec<(u64, usize, usize, u32)> = Vec::new();
     let (mut pinned, mut copied) = (0usize, 0usize);
+    let (mut large_pinned, mut large_copied) = (0usize, 0usize);
     while s.next_batch().expect("batch") {
         if ahead {
             // Let the companion run ahead and reuse whatever it believes it may before the
@@ -209,10 +231,13 @@ fn drain_with(
         previous.clear();
         for i in 0..s.batch_entries().len() {
             let (k, v) = s.batch_entry(i);
+            let large = v.len() > BATCH_BYTES;
             if s.batch_entries()[i].pinned != 0 {
                 pinned += 1;
+                large_pinned += usize::from(large);
             } else {
                 copied += 1;
+                large_copied += usize::from(large);
             }
             if !v.is_empty() {
                 previous.push((
@@ -226,18 +251,16 @@ fn drain_with(
         }
     }
     let summary = s.summary();
-    assert!(
-        summary.bpf_unavailable.is_none(),
-        "{:?}",
-        summary.bpf_unavailable
-    );
     assert_eq!(summary.entries as usize, out.len());
-    Drained {
+    let drained = Drained {
         entries: out,
         engine: summary.merge_engine.to_owned(),
         pinned,
         copied,
-    }
+        large_pinned,
+        large_copied,
+    };
+    (drained, summary)
 }
 
 /// Merges the runs natively and with both BPF selections and compares every entry; returns
@@ -464,6 +487,220 @@ fn native_merge_of_partly_compressed_runs() {
             got.pinned,
             got.copied
         );
+    }
+}
+
+/// One data block of a test file: its entries and the codec it is written with (None: stored
+/// uncompressed).
+type TestBlock = (Entries, Option<u8>);
+
+/// Writes one file of the given blocks, back to back with their trailers.
+fn write_blocks(dir: &Path, name: &str, blocks: &[TestBlock]) -> InputFile {
+    let mut bytes = Vec::new();
+    let mut handles = Vec::new();
+    for (entries, codec) in blocks {
+        let mut b = BlockBuilder::new(16);
+        for (k, v) in entries {
+            b.add(k, v, None);
+        }
+        let raw = b.finish();
+        let offset = bytes.len() as u64;
+        let (payload, t) = match codec {
+            Some(t) => (compress(*t, &raw, &[]), *t),
+            None => (raw, 0),
+        };
+        bytes.extend(add_trailer(
+            &payload,
+            t,
+            ChecksumType::Xxh3,
+            0x1234_5678,
+            offset,
+        ));
+        handles.push(BlockHandle {
+            offset,
+            size: payload.len() as u64,
+        });
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    InputFile {
+        path,
+        file_size: bytes.len() as u64,
+        checksum_type: ChecksumType::Xxh3,
+        base_context_checksum: 0x1234_5678,
+        blocks: handles,
+        blocks_maybe_compressed: blocks.iter().any(|(_, c)| c.is_some()),
+        compression_dict: Vec::new(),
+    }
+}
+
+/// Every entry written, as (user key, sequence, value).
+type Written = Vec<(Vec<u8>, u64, Vec<u8>)>;
+
+/// What a block of the large-values runs holds.
+enum Shape {
+    /// `n` small entries.
+    Small(usize, Option<u8>),
+    /// Two small entries and a value of `len` bytes: random (it does not compress) or
+    /// repetitive (a compressed block of it is small, decoded it is `len` bytes).
+    Large(usize, bool, Option<u8>),
+}
+
+/// Runs whose blocks are shaped by `shapes` (run r's user keys `k<2j + r % 2>`, so runs 0 and
+/// 2 hold versions of the same keys), and every entry as (user key, sequence, value), for the
+/// expected stream.
+fn runs_with_large_values(dir: &Path, shapes: &[Vec<Shape>]) -> (Vec<SortedRun>, Written) {
+    let mut rng = Rng(0x1a2b_3c4d_5e6f);
+    let mut seq = 0u64;
+    let mut all = Vec::new();
+    let mut runs = Vec::new();
+    for (r, blocks) in shapes.iter().enumerate() {
+        let mut j = 0usize;
+        let mut entry = |len: usize, random: bool, rng: &mut Rng| {
+            seq += 1;
+            let user = format!("k{:07}", 2 * j + r % 2).into_bytes();
+            j += 1;
+            let value: Vec<u8> = if random {
+                (0..len).map(|_| rng.next_u64() as u8).collect()
+            } else {
+                (0..len).map(|i| (i % 251) as u8 ^ seq as u8).collect()
+            };
+            all.push((user.clone(), seq, value.clone()));
+            (ikey(&user, seq, 1), value)
+        };
+        let blocks: Vec<TestBlock> = blocks
+            .iter()
+            .map(|shape| match *shape {
+                Shape::Small(n, codec) => {
+                    let entries = (0..n)
+                        .map(|_| {
+                            let len = rng.below(300);
+                            entry(len, false, &mut rng)
+                        })
+                        .collect();
+                    (entries, codec)
+                }
+                Shape::Large(len, random, codec) => {
+                    let entries = vec![
+                        entry(10, false, &mut rng),
+                        entry(20, false, &mut rng),
+                        entry(len, random, &mut rng),
+                    ];
+                    (entries, codec)
+                }
+            })
+            .collect();
+        runs.push(SortedRun {
+            files: vec![write_blocks(dir, &format!("large{r}.sst"), &blocks)],
+        });
+    }
+    (runs, all)
+}
+
+/// The merged stream of `all` within `bounds`: user key ascending, then sequence descending.
+fn expected_stream(all: &Written, bounds: &Bounds) -> Entries {
+    let mut sorted: Vec<_> = all
+        .iter()
+        .filter(|(u, _, _)| {
+            bounds.start.as_ref().is_none_or(|s| u >= s)
+                && bounds.end.as_ref().is_none_or(|e| u < e)
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    sorted
+        .into_iter()
+        .map(|(u, seq, v)| (ikey(u, *seq, 1), v.clone()))
+        .collect()
+}
+
+#[test]
+fn native_merge_hands_over_values_larger_than_a_batch() {
+    // Three runs read 3 deep in 8 MiB: a read size of 768 KiB. Run 0 holds a 3 MiB value
+    // (uncompressed), a 5 MiB one in an LZ4 block (random bytes: the block stays over 5 MiB)
+    // followed by a small LZ4 block (it decodes into a fresh buffer: the 5 MiB value's, held
+    // with its chunk, must stay intact while a batch points into it), then a 2 MiB and a
+    // 1.2 MiB LZ4 one back to back: five oversized blocks. Run 1 holds a 2 MiB repetitive value
+    // in a ZSTD block of a few KiB (a regular chunk that decodes to more than a batch) and a
+    // 1.5 MiB uncompressed one. Run 2 holds versions of run 0's keys.
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let shapes = vec![
+        vec![
+            Shape::Small(60, None),
+            Shape::Large(3 * MIB, true, None),
+            Shape::Small(40, Some(ctype::LZ4)),
+            Shape::Large(5 * MIB, true, Some(ctype::LZ4)),
+            Shape::Small(40, Some(ctype::LZ4)),
+            Shape::Large(2 * MIB, true, None),
+            Shape::Large(6 * MIB / 5, true, Some(ctype::LZ4)),
+            Shape::Small(80, None),
+        ],
+        vec![
+            Shape::Small(50, Some(ctype::ZSTD)),
+            Shape::Large(2 * MIB, false, Some(ctype::ZSTD)),
+            Shape::Small(30, None),
+            Shape::Large(3 * MIB / 2, true, None),
+            Shape::Small(40, None),
+        ],
+        vec![Shape::Small(200, None), Shape::Small(200, Some(ctype::LZ4))],
+    ];
+    let (runs, all) = runs_with_large_values(dir.path(), &shapes);
+    let budget = 8 * MIB;
+    let large: Vec<&Vec<u8>> = all
+        .iter()
+        .filter(|(_, _, v)| v.len() > BATCH_BYTES)
+        .map(|(u, _, _)| u)
+        .collect();
+    assert_eq!(large.len(), 6);
+    // The whole stream, and one clipped inside the oversized blocks (from the 3 MiB value's key
+    // to the 2 MiB uncompressed one's: the cursor stops inside run 0's oversized chunk).
+    let clipped = Bounds {
+        start: Some(large[0].clone()),
+        end: Some(large[3].clone()),
+    };
+    for bounds in [Bounds::default(), clipped] {
+        let want = expected_stream(&all, &bounds);
+        for ahead in [false, true] {
+            let (got, summary) = drain_summary(&runs, &bounds, MergeEngine::Native, budget, ahead);
+            let what = format!("ahead {ahead} bounds {:?}", bounds.start.is_some());
+            assert_eq!(got.entries.len(), want.len(), "{what}");
+            assert!(got.entries == want, "{what}: streams differ");
+            let st = &summary.reader;
+            if bounds.start.is_none() {
+                assert_eq!(st.oversized_reads, 5, "{what}");
+                // Every value of an oversized block is handed over where it lies (the LZ4 ones in
+                // their decoded blocks, held with their chunks), back to back or not, ahead or
+                // in line; the 2 MiB value decoded from a regular chunk is copied.
+                assert_eq!((got.large_pinned, got.large_copied), (5, 1), "{what}");
+            }
+            // At least the largest oversized block at once, and within the documented bound:
+            // depth (3) x the run's largest oversized span, per run.
+            assert!(st.oversized_peak_bytes > 0, "{what}");
+            assert!(
+                st.oversized_peak_bytes <= (3 * (5 * MIB + 4096) + 3 * (3 * MIB / 2 + 4096)) as u64,
+                "{what}: {st:?}"
+            );
+        }
+    }
+    // The BPF merge leaves oversized blocks to the native merge, saying why (apart from the
+    // program being unavailable, which is what this kernel may say first).
+    let (got, summary) = drain_summary(
+        &runs,
+        &Bounds::default(),
+        MergeEngine::Bpf(None),
+        budget,
+        false,
+    );
+    assert_eq!(got.engine, "native");
+    assert!(got.entries == expected_stream(&all, &Bounds::default()));
+    if super::kernel_allows_arena().is_ok() {
+        assert_eq!(summary.bpf_unavailable, None);
+        let why = summary
+            .bpf_declined
+            .expect("the BPF merge was not used: why");
+        assert!(why.contains("larger than the read size"), "{why}");
+    } else {
+        assert!(summary.bpf_unavailable.is_some() && summary.bpf_declined.is_none());
     }
 }
 
