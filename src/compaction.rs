@@ -310,6 +310,22 @@ impl CompactionSession {
         // and say why.
         let (bpf_engine, bpf_unavailable) = match spec.merge {
             MergeEngine::Native => (None, None),
+            MergeEngine::Bpf(_)
+                if spec
+                    .runs
+                    .iter()
+                    .flat_map(|r| &r.files)
+                    .any(|f| f.global_seqno != 0) =>
+            {
+                (
+                    None,
+                    Some(
+                        "the BPF merge reads keys as stored, without an ingested file's global \
+                         seqno"
+                            .to_owned(),
+                    ),
+                )
+            }
             MergeEngine::Bpf(_) if spec.pad_min_timestamp > 0 => (
                 None,
                 Some(
