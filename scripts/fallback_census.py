@@ -43,9 +43,6 @@ BY_DESIGN = [
      "Cuckoo keep stock)"),
     (r"input #N is compressed with \S+, which ringmerge does not decode", "yes",
      "no decoder for BZip2, Xpress or unknown codecs; this build writes none of them"),
-    (r"input #N has a global seqno \(ingested\)", "no",
-     "not yet built: RocksDB's block iterator rewrites each key's seqno to the file's global "
-     "seqno; ringmerge decodes keys as written (docs/ARCHITECTURE.md)"),
     (r"input #N (does not persist|persists) timestamps, unlike its column family", "yes",
      "a column family that changed persist_user_defined_timestamps: the merge appends the "
      "minimum timestamp to every key or to none"),
@@ -57,9 +54,6 @@ BY_DESIGN = [
     (r"input #N on file system \S+: ", "yes",
      "RINGMERGE_WRAPPED_FS=verify: the OS file is not the file RocksDB reads (in-memory, remote "
      "or encrypting file system), so it cannot be read directly"),
-    (r"opening the merge: .*exceeds the read size N", "yes",
-     "a read holds whole blocks and is at most 4 MiB (MAX_CHUNK in src/compaction.rs, less under "
-     "a small RINGMERGE_MEMORY_BUDGET); a bigger block is one multi-MiB value"),
     (r"opening the merge: .*entry larger than N GiB", "yes",
      "the merge's batches address entries with 32-bit offsets (src/compaction.rs)"),
     (r"(cannot open table|reading the (compression dictionary|index|range tombstones)"

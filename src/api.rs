@@ -210,6 +210,7 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
                     .collect(),
                 blocks_maybe_compressed: f.blocks_maybe_compressed,
                 compression_dict: f.compression_dict,
+                global_seqno: f.global_seqno,
             });
         }
         runs.push(SortedRun { files });

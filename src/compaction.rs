@@ -334,6 +334,24 @@ impl CompactionSession {
         // on the latter.
         let (bpf_engine, bpf_unavailable, bpf_declined) = match spec.merge {
             MergeEngine::Native => (None, None, None),
+            // Keys read with an ingested file's global seqno in place of their own.
+            MergeEngine::Bpf(_)
+                if spec
+                    .runs
+                    .iter()
+                    .flat_map(|r| &r.files)
+                    .any(|f| f.global_seqno != 0) =>
+            {
+                (
+                    None,
+                    None,
+                    Some(
+                        "the BPF merge reads keys as stored, without an ingested file's global \
+                         seqno"
+                            .to_owned(),
+                    ),
+                )
+            }
             // Keys to hand over with a minimum timestamp appended (not persisted timestamps).
             MergeEngine::Bpf(_) if spec.pad_min_timestamp > 0 => (
                 None,

@@ -27,6 +27,9 @@ pub mod ffi {
         blocks_maybe_compressed: bool,
         /// The compression dictionary block's contents; empty when the table has none.
         compression_dict: Vec<u8>,
+        /// An ingested file's global sequence number: RocksDB reads every key of the file with
+        /// it (their own is 0). 0: the keys' own (none, or 0, which changes nothing).
+        global_seqno: u64,
     }
 
     /// One L0 file, or the files of one deeper level in key order.

@@ -25,6 +25,8 @@ pub struct InputFile {
     pub blocks_maybe_compressed: bool,
     /// The table's compression dictionary (`max_dict_bytes` > 0), empty when it has none.
     pub compression_dict: Vec<u8>,
+    /// An ingested file's global sequence number, which replaces every key's own (0: none).
+    pub global_seqno: u64,
 }
 
 /// The files of one sorted run, in key order.
@@ -209,6 +211,7 @@ mod tests {
             blocks,
             blocks_maybe_compressed: false,
             compression_dict: Vec::new(),
+            global_seqno: 0,
         }
     }
 

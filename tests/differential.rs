@@ -875,6 +875,51 @@ fn user_defined_timestamps() {
 }
 
 #[test]
+fn ingested_files_with_a_global_seqno() {
+    // IngestExternalFile of overwrites after every other L0 file: the files overlap the DB, so
+    // RocksDB gives each a global seqno, which every key of it is read with (its own is 0).
+    // Alone, over LZ4 with a snapshot held, and split into subcompactions.
+    for (name, extra) in [
+        ("ingest", &[][..]),
+        (
+            "ingest_lz4_snapshots",
+            &["--compression", "lz4", "--snapshots", "2"][..],
+        ),
+        (
+            "ingest_subcompactions",
+            &["--subcompactions", "3", "--keys-per-file", "6000"][..],
+        ),
+    ] {
+        let args: Vec<&str> = ["--ingest", "2", "--l0-files", "6", "--delete-pct", "10"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let dir = scratch(name);
+        let stock = run_mode(&dir, "off", &args);
+        assert!(
+            stock.dump.contains("compaction status=OK"),
+            "{name}: no compaction ran"
+        );
+        // The ingested files took a global seqno (RocksDB logs it when it assigns one).
+        assert!(
+            stock.log.contains("global_seqno") || stock.log.contains("Global seqno"),
+            "{name}: no file was ingested with a global seqno:\n{}",
+            stock.log
+        );
+        for (mode, run) in accelerated_runs(&dir, &args) {
+            assert_same_dump(&stock.dump, &run.dump, &dir);
+            assert_accelerated(&run.log);
+            if mode == "bpf" {
+                for o in parse_outcomes(&run.log).accelerated() {
+                    assert_eq!(o.field("merge"), Some("native"), "{name} bpf: {o:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn lz4_and_zlib_with_dictionary() {
     for codec in ["lz4", "zlib"] {
         let log = compressed_scenario(

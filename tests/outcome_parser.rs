@@ -187,8 +187,7 @@ fn the_fallback_census_classes_reasons() {
             "fallback input #3 is compressed with BZip2, which ringmerge does not decode",
             "fallback input #20 on file system MemoryFileSystem: /t/db_2/000020.sst is not a \
              local file (No such file or directory (os error 2))",
-            "fallback opening the merge: Not implemented: block of 4194340 bytes at offset 0 in \
-             /t/db_2/000013.sst exceeds the read size 4194304",
+            "fallback input #4 persists timestamps, unlike its column family",
         ],
     );
     write(
@@ -198,7 +197,7 @@ fn the_fallback_census_classes_reasons() {
             accelerated,
             "fallback comparator rev:RocksDB_SE_v3.10 is not bytewise (ringmerge merges with \
              RocksDB's bytewise comparator or MyRocks' RocksDB_SE_v3.10)",
-            "fallback input #7 has a global seqno (ingested)",
+            "fallback table format is not block-based",
         ],
     );
     // Not an outcome file: left out.
@@ -277,13 +276,12 @@ fn the_fallback_census_classes_reasons() {
                 "yes",
                 1
             ),
-            ("input #N has a global seqno (ingested)", "no", 1),
             (
-                "opening the merge: Not implemented: block of N bytes at offset N in <path> \
-                 exceeds the read size N",
+                "input #N persists timestamps, unlike its column family",
                 "yes",
                 1
             ),
+            ("table format is not block-based", "yes", 1),
         ]
     );
     let bzip2 = &c["classes"][0];

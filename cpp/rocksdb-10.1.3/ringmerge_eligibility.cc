@@ -101,9 +101,6 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
   if (rep.blocks_maybe_compressed && !CodecDecodable(props->compression_name)) {
     return UndecodableCodecReason(meta, props->compression_name);
   }
-  if (rep.global_seqno != kDisableGlobalSequenceNumber) {
-    return "input " + FileName(meta) + " has a global seqno (ingested)";
-  }
   // One way for the whole subcompaction: the merge appends the minimum
   // timestamp to every key or to none (a column family that changed
   // persist_user_defined_timestamps can hold files of both kinds).
@@ -277,6 +274,10 @@ Status DescribeFile(const InputScope& scope, const FileMetaData& meta,
 
   BlockCacheLookupContext lookup_context{TableReaderCaller::kCompaction};
   out->blocks_maybe_compressed = rep.blocks_maybe_compressed;
+  // An ingested file's keys are read with its global seqno (their own is 0),
+  // as RocksDB's block iterators do; 0 keeps them as stored (the same then).
+  out->global_seqno =
+      rep.global_seqno == kDisableGlobalSequenceNumber ? 0 : rep.global_seqno;
   *has_range_deletions = rep.table_properties->num_range_deletions > 0;
   if (rep.blocks_maybe_compressed && rep.uncompression_dict_reader) {
     // The dictionary every block of this file was compressed with

@@ -147,9 +147,6 @@ std::string CheckTable(const BlockBasedTable::Rep& rep,
   if (rep.blocks_maybe_compressed && !CodecDecodable(props->compression_name)) {
     return UndecodableCodecReason(meta, props->compression_name);
   }
-  if (rep.global_seqno != kDisableGlobalSequenceNumber) {
-    return "input " + FileName(meta) + " has a global seqno (ingested)";
-  }
   // No user_defined_timestamps_persisted check: 6.29.5 never strips them.
   if (rep.footer.format_version() < 2) {
     // Below 2, compressed blocks carry no varint size prefix (and LZ4 a
@@ -282,6 +279,10 @@ Status DescribeFile(const InputScope& scope, const FileMetaData& meta,
 
   BlockCacheLookupContext lookup_context(TableReaderCaller::kCompaction);
   out->blocks_maybe_compressed = rep.blocks_maybe_compressed;
+  // An ingested file's keys are read with its global seqno (their own is 0),
+  // as RocksDB's block iterators do; 0 keeps them as stored (the same then).
+  out->global_seqno =
+      rep.global_seqno == kDisableGlobalSequenceNumber ? 0 : rep.global_seqno;
   if (rep.blocks_maybe_compressed && rep.uncompression_dict_reader) {
     // The dictionary every block of this file was compressed with
     // (CompressionOptions::max_dict_bytes > 0): pinned in the reader when

@@ -23,7 +23,7 @@
 use crate::block::checksum::verify_block;
 use crate::block::compression::{ctype, Decompressor};
 use crate::block::data::DataBlockCursor;
-use crate::block::key::{split_internal_key, UserKeyOrder};
+use crate::block::key::{pack, split_internal_key, type_of, UserKeyOrder};
 use crate::block::BlockHandle;
 use crate::error::{Error, Result};
 use crate::merge::held::HeldChunks;
@@ -140,6 +140,11 @@ pub struct RunCursor {
     oversized: bool,
     /// The batch being made (see `begin_batch`).
     generation: u64,
+    /// The current chunk's file's global seqno (an ingested file; 0: none), which replaces every
+    /// key's own sequence number as RocksDB's block iterator replaces it.
+    global_seqno: u64,
+    /// The current key with its trailer rewritten for `global_seqno` (unused otherwise).
+    rewritten_key: Vec<u8>,
 }
 
 /// The current block's decoded payload: the chunk's bytes, or the scratch buffer it was
@@ -177,6 +182,8 @@ impl RunCursor {
             held: HeldChunks::default(),
             oversized: false,
             generation: 0,
+            global_seqno: 0,
+            rewritten_key: Vec::new(),
         }
     }
 
@@ -227,9 +234,13 @@ impl RunCursor {
         self.valid
     }
 
-    /// The current entry's full internal key.
+    /// The current entry's full internal key (with the file's global seqno, if it has one).
     pub fn key(&self) -> &[u8] {
-        self.block.key()
+        if self.global_seqno != 0 {
+            &self.rewritten_key
+        } else {
+            self.block.key()
+        }
     }
 
     pub fn user_key(&self) -> &[u8] {
@@ -282,12 +293,20 @@ impl RunCursor {
                 let payload =
                     payload_of(&self.chunk, self.payload, self.decompressed, &self.scratch);
                 if self.block.next(payload)? {
-                    let (user_key, packed) = split_internal_key(self.block.key())?;
+                    let (user_key, mut packed) = split_internal_key(self.block.key())?;
                     bounds.order.check(user_key)?;
                     if let Some(end) = &bounds.end {
                         if bounds.order.without_ts(user_key) >= end.as_slice() {
                             return self.finish(reader);
                         }
+                    }
+                    if self.global_seqno != 0 {
+                        // DataBlockIter::ParseNextDataKey: the stored seqno (0) gives way to the
+                        // file's, the value type stays (`UpdateInternalKey`).
+                        packed = pack(self.global_seqno, type_of(packed));
+                        self.rewritten_key.clear();
+                        self.rewritten_key.extend_from_slice(user_key);
+                        self.rewritten_key.extend_from_slice(&packed.to_le_bytes());
                     }
                     self.packed = packed;
                     self.valid = true;
@@ -312,6 +331,8 @@ impl RunCursor {
                         || self.held.may_pin(self.run, reader.depth_of(self.run), last);
                     self.chunk = Some(chunk);
                     self.next_block = 0;
+                    let planned = &map.runs[self.run][self.chunk_index];
+                    self.global_seqno = map.files[planned.plan.file].global_seqno;
                     if !self.open_next_block(map)? {
                         return Err(Error::corruption("planned chunk holds no block"));
                     }

@@ -97,6 +97,7 @@
 #include "rocksdb/rate_limiter.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/sst_file_reader.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/options_util.h"
@@ -125,6 +126,9 @@ struct Flags {
   bool timestamps = false;
   bool timestamps_not_persisted = false;
   bool range_del = false;
+  // > 0: after every Nth L0 file, ingest an SST of overwrites (SstFileWriter +
+  // IngestExternalFile); overlapping the DB, it gets a global seqno.
+  int ingest = 0;
   int range_dels = 0;  // narrow DeleteRanges in every L0 and base-level file
   // --large-values: sizes in MiB of values written once each, the k-th in the
   // k-th file (base levels, deepest first, then L0), wrapping around.
@@ -212,6 +216,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
     else if (a == "--range-del") f.range_del = true;
+    else if (a == "--ingest") f.ingest = atoi(next().c_str());
     else if (a == "--range-dels") f.range_dels = atoi(next().c_str());
     else if (a == "--large-values") {
       std::string list = next();
@@ -1146,6 +1151,21 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
     Check(db->Flush(fo), "Flush");
     if (f.snapshots > 0 && file % f.snapshots == 0) {
       snaps.push_back(db->GetSnapshot());
+    }
+    if (f.ingest > 0 && file % f.ingest == 0) {
+      // Keys of the same universe, so the file overlaps what is there and
+      // RocksDB gives it a global seqno (its keys are written with seqno 0).
+      std::map<std::string, std::string> kvs;
+      for (int i = 0; i < f.keys_per_file / 2; i++) {
+        kvs[KeyFor(f, rng.Uniform(universe))] = ValueFor(f, rng);
+      }
+      const std::string path = f.db + ".ingest-" + std::to_string(file) + ".sst";
+      SstFileWriter writer(EnvOptions(), db->GetOptions());
+      Check(writer.Open(path), "SstFileWriter::Open");
+      for (const auto& kv : kvs) Check(writer.Put(kv.first, kv.second), "SstFileWriter::Put");
+      Check(writer.Finish(), "SstFileWriter::Finish");
+      Check(db->IngestExternalFile({path}, IngestExternalFileOptions()), "IngestExternalFile");
+      for (const auto& kv : kvs) (*model)[kv.first] = kv.second;
     }
   }
   return snaps;

@@ -86,6 +86,7 @@ fn write_run_with(
         blocks,
         blocks_maybe_compressed: codec.is_some(),
         compression_dict: Vec::new(),
+        global_seqno: 0,
     }
 }
 
@@ -889,6 +890,7 @@ fn malformed_entry_with_valid_checksum_is_corruption() {
                 }],
                 blocks_maybe_compressed: false,
                 compression_dict: Vec::new(),
+                global_seqno: 0,
             }],
         }];
         for merge in [MergeEngine::Native, MergeEngine::Bpf(None)] {
