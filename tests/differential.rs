@@ -363,7 +363,7 @@ fn large_values_are_merged_accelerated() {
             "--keys-per-file",
             "1000",
             "--large-values",
-            "1,5,40",
+            "2,6,40",
         ];
         args.extend_from_slice(extra);
         let log = differential(name, &args);
@@ -374,7 +374,7 @@ fn large_values_are_merged_accelerated() {
             .into_iter()
             .filter(|o| o.int("oversized_blocks").is_some_and(|n| n > 0))
             .collect();
-        // Each of the three accelerated runs compacts the 5 MiB value into its base level and
+        // Each of the three accelerated runs compacts the 6 MiB value into its base level and
         // both in the final compaction; with LZ4 only the 40 MiB value's block (about 20 MiB
         // compressed) stays larger than the read size.
         let per_run = if name.ends_with("lz4") { 1 } else { 2 };

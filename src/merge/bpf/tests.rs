@@ -532,6 +532,7 @@ fn write_blocks(dir: &Path, name: &str, blocks: &[TestBlock]) -> InputFile {
         blocks: handles,
         blocks_maybe_compressed: blocks.iter().any(|(_, c)| c.is_some()),
         compression_dict: Vec::new(),
+        global_seqno: 0,
     }
 }
 
@@ -658,6 +659,7 @@ fn native_merge_hands_over_values_larger_than_a_batch() {
     let clipped = Bounds {
         start: Some(large[0].clone()),
         end: Some(large[3].clone()),
+        ..Default::default()
     };
     for bounds in [Bounds::default(), clipped] {
         let want = expected_stream(&all, &bounds);
