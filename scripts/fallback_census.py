@@ -32,12 +32,9 @@ import outcomes  # noqa: E402
 # read; stock reads them again and reports any real problem: expected under fault injection only).
 # The reasons come from cpp/rocksdb-*/ringmerge_eligibility.cc, src/wrapped_fs.rs, src/sst_map.rs.
 BY_DESIGN = [
-    (r"comparator (rev:\S+|rocksdb\.ReverseBytewiseComparator) is not", "no",
-     "not yet built: the merge orders user keys ascending only; a reversed order needs an order "
-     "parameter through the merge, the SST map and the bounds (docs/ARCHITECTURE.md)"),
-    (r"comparator \S+ is (not|neither) (the )?bytewise", "yes",
-     "the merge orders keys bytewise, or bytewise with a u64 timestamp (block::key::UserKeyOrder); "
-     "custom comparators order them otherwise"),
+    (r"comparator \S+ is (not|neither) ", "yes",
+     "the merge orders keys bytewise or reverse bytewise, with or without a u64 timestamp "
+     "(block::key::UserKeyOrder); custom comparators order them otherwise"),
     (r"table format is not block-based", "yes",
      "ringmerge decodes block-based tables only (compaction_job_test's mock table, PlainTable, "
      "Cuckoo keep stock)"),

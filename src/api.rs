@@ -224,19 +224,27 @@ fn spec_from_input(input: CompactionInput, config: &Config) -> Result<Compaction
         bounds: Bounds {
             start: input.has_start.then_some(input.start),
             end: input.has_end.then_some(input.end),
-            order: match input.user_key_order {
-                crate::contract::UserKeyOrder::Bytewise => UserKeyOrder::Bytewise,
+            order: {
+                let order = match input.user_key_order {
+                    crate::contract::UserKeyOrder::Bytewise => UserKeyOrder::Bytewise,
+                    crate::contract::UserKeyOrder::BytewiseU64Ts => UserKeyOrder::BytewiseU64Ts,
+                    crate::contract::UserKeyOrder::ReverseBytewise => UserKeyOrder::ReverseBytewise,
+                    crate::contract::UserKeyOrder::ReverseBytewiseU64Ts => {
+                        UserKeyOrder::ReverseBytewiseU64Ts
+                    }
+                    other => {
+                        return Err(Error::not_supported(format!(
+                            "user key order {} is not one ringmerge merges",
+                            other.repr
+                        )))
+                    }
+                };
                 // Stored without timestamps, every key has the same (minimum) one: the keys as
                 // stored sort as they do with it.
-                crate::contract::UserKeyOrder::BytewiseU64Ts if input.timestamps_not_persisted => {
-                    UserKeyOrder::Bytewise
-                }
-                crate::contract::UserKeyOrder::BytewiseU64Ts => UserKeyOrder::BytewiseU64Ts,
-                other => {
-                    return Err(Error::not_supported(format!(
-                        "user key order {} is not one ringmerge merges",
-                        other.repr
-                    )))
+                if input.timestamps_not_persisted {
+                    order.stored_without_ts()
+                } else {
+                    order
                 }
             },
         },

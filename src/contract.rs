@@ -66,6 +66,10 @@ pub mod ffi {
         Bytewise,
         /// `BytewiseComparatorWithU64Ts()`: an 8-byte timestamp ends every user key.
         BytewiseU64Ts,
+        /// `ReverseBytewiseComparator()`, and MyRocks' `rev:` column families.
+        ReverseBytewise,
+        /// `ReverseBytewiseComparatorWithU64Ts()`.
+        ReverseBytewiseU64Ts,
     }
 
     enum StatusCode {

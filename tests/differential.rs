@@ -920,6 +920,62 @@ fn ingested_files_with_a_global_seqno() {
 }
 
 #[test]
+fn reverse_bytewise_comparator() {
+    // ReverseBytewiseComparator (MyRocks' `rev:` column families order the same way): user keys
+    // descending. With narrow range deletions, snapshots, subcompactions (bounds compared in
+    // that order), and with u64 timestamps (ReverseBytewiseComparatorWithU64Ts).
+    for (name, extra) in [
+        ("reverse", &["--range-dels", "3", "--snapshots", "2"][..]),
+        (
+            "reverse_subcompactions",
+            &["--subcompactions", "3", "--keys-per-file", "6000"][..],
+        ),
+        (
+            "reverse_u64ts",
+            &[
+                "--timestamps",
+                "--subcompactions",
+                "2",
+                "--keys-per-file",
+                "6000",
+            ][..],
+        ),
+    ] {
+        let args: Vec<&str> = ["--reverse", "--l0-files", "6", "--delete-pct", "15"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let dir = scratch(name);
+        let stock = run_mode(&dir, "off", &args);
+        assert!(
+            stock.dump.contains("compaction status=OK"),
+            "{name}: no compaction ran"
+        );
+        for (mode, run) in accelerated_runs(&dir, &args) {
+            assert_same_dump(&stock.dump, &run.dump, &dir);
+            assert_accelerated(&run.log);
+            for o in parse_outcomes(&run.log).accelerated() {
+                assert_eq!(o.field("merge"), Some("native"), "{name} {mode}: {o:?}");
+                if mode == "bpf" {
+                    let why = o.field("bpf_declined").unwrap_or_default();
+                    assert!(why.contains("orders user keys bytewise"), "{name}: {o:?}");
+                }
+            }
+        }
+        if name != "reverse" {
+            assert!(
+                parse_outcomes(&run_mode(&dir, "native", &args).log)
+                    .accelerated()
+                    .iter()
+                    .any(|o| o.subcompaction.unwrap_or(0) > 0),
+                "{name}: no job was split into subcompactions"
+            );
+        }
+    }
+}
+
+#[test]
 fn lz4_and_zlib_with_dictionary() {
     for codec in ["lz4", "zlib"] {
         let log = compressed_scenario(

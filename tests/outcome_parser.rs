@@ -195,8 +195,8 @@ fn the_fallback_census_classes_reasons() {
         &[
             accelerated,
             accelerated,
-            "fallback comparator rev:RocksDB_SE_v3.10 is not bytewise (ringmerge merges with \
-             RocksDB's bytewise comparator or MyRocks' RocksDB_SE_v3.10)",
+            "fallback comparator ShortKeyComparator is not one of RocksDB's bytewise or \
+             reverse bytewise comparators (with or without u64 timestamps)",
             "fallback table format is not block-based",
         ],
     );
@@ -259,8 +259,8 @@ fn the_fallback_census_classes_reasons() {
         .collect();
     let mem_fs = "input #N on file system MemoryFileSystem: <path> is not a local file (No such \
                   file or directory (os error N))";
-    let rev = "comparator rev:RocksDB_SE_v3.10 is not bytewise (ringmerge merges with RocksDB's \
-               bytewise comparator or MyRocks' RocksDB_SE_v3.10)";
+    let short = "comparator ShortKeyComparator is not one of RocksDB's bytewise or reverse \
+                 bytewise comparators (with or without u64 timestamps)";
     assert_eq!(
         classes,
         [
@@ -270,7 +270,7 @@ fn the_fallback_census_classes_reasons() {
                 2
             ),
             (mem_fs, "yes", 2),
-            (rev, "no", 1),
+            (short, "yes", 1),
             (
                 "comparator rocksdb.Uint64Comparator is not the bytewise comparator",
                 "yes",

@@ -151,9 +151,12 @@ Status DescribeInputs(const Compaction& c, const std::optional<Slice>& start,
       out->input.runs.push_back(std::move(level_run));
     }
   }
-  // CheckCompaction let only these two comparators through.
-  out->input.user_key_order = ts_sz > 0 ? ringmerge::UserKeyOrder::BytewiseU64Ts
-                                        : ringmerge::UserKeyOrder::Bytewise;
+  // CheckCompaction let only comparators with an order through.
+  if (!ringmerge_internal::UserKeyOrderOf(cfd->user_comparator(),
+                                          &out->input.user_key_order)) {
+    *reason = "comparator has no merge order";
+    return Status::NotSupported(*reason);
+  }
   out->input.timestamps_not_persisted = !scope.timestamps_persisted;
   // The bounds go without their timestamps (what the merge compares them
   // with: every version of a key is in or out alike).

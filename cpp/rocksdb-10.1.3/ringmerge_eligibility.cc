@@ -180,16 +180,31 @@ Status ListBlocks(const InputScope& scope, const BlockBasedTable::Rep& rep,
 
 }  // namespace
 
+bool UserKeyOrderOf(const Comparator* ucmp, ringmerge::UserKeyOrder* order) {
+  // RocksDB's built-in comparators are singletons: compared by address.
+  if (ucmp == BytewiseComparator()) {
+    *order = ringmerge::UserKeyOrder::Bytewise;
+  } else if (ucmp == BytewiseComparatorWithU64Ts()) {
+    *order = ringmerge::UserKeyOrder::BytewiseU64Ts;
+  } else if (ucmp == ReverseBytewiseComparator()) {
+    *order = ringmerge::UserKeyOrder::ReverseBytewise;
+  } else if (ucmp == ReverseBytewiseComparatorWithU64Ts()) {
+    *order = ringmerge::UserKeyOrder::ReverseBytewiseU64Ts;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 std::string CheckCompaction(const Compaction& c,
                             const ImmutableDBOptions& db_options) {
   const Comparator* ucmp = c.column_family_data()->user_comparator();
   const MutableCFOptions& mopts = c.mutable_cf_options();
-  // The orders ringmerge merges in (UserKeyOrder); BytewiseComparatorWithU64Ts
-  // is RocksDB's built-in one for user-defined timestamps.
-  if (ucmp != BytewiseComparator() && ucmp != BytewiseComparatorWithU64Ts()) {
+  ringmerge::UserKeyOrder order;
+  if (!UserKeyOrderOf(ucmp, &order)) {
     return std::string("comparator ") + ucmp->Name() +
-           " is neither the bytewise comparator nor the bytewise one with "
-           "u64 timestamps";
+           " is not one of RocksDB's bytewise or reverse bytewise comparators "
+           "(with or without u64 timestamps)";
   }
   if (mopts.table_factory == nullptr ||
       !mopts.table_factory->IsInstanceOf(

@@ -30,6 +30,10 @@ struct ReadOptions;
 
 namespace ringmerge_internal {
 
+// The order the merge sorts user keys in for `ucmp` (see UserKeyOrder in
+// src/contract.rs); false when ringmerge does not merge in that order.
+bool UserKeyOrderOf(const Comparator* ucmp, ringmerge::UserKeyOrder* order);
+
 // Why the compaction as a whole cannot be served (comparator, table format,
 // file system); empty when it can.
 std::string CheckCompaction(const Compaction& c,

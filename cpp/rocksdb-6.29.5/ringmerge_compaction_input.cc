@@ -120,6 +120,12 @@ Status DescribeInputs(const Compaction& c, const Slice* start,
       out->input.runs.push_back(std::move(level_run));
     }
   }
+  // CheckCompaction let only comparators with an order through.
+  if (!ringmerge_internal::UserKeyOrderOf(cfd->user_comparator(),
+                                          &out->input.user_key_order)) {
+    *reason = "comparator has no merge order";
+    return Status::NotSupported(*reason);
+  }
   if (start != nullptr) {
     out->input.has_start = true;
     out->input.start = ringmerge_internal::ToBytes(*start);

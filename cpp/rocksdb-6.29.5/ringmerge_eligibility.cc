@@ -63,21 +63,18 @@ std::string UndecodableCodecReason(const FileMetaData& meta,
 // MyRocks' comparator for every column family but the "rev:" ones
 // (storage/rocksdb/rdb_comparator.h, Rdb_pk_comparator): Compare is
 // Slice::compare, i.e. memcmp then length, exactly the bytewise order.
-// "rev:RocksDB_SE_v3.10" (Rdb_rev_comparator) is its reverse: not accepted.
+// "rev:RocksDB_SE_v3.10" (Rdb_rev_comparator) is its reverse: -Slice::compare.
 const char* const kMyRocksBytewiseComparatorName = "RocksDB_SE_v3.10";
+const char* const kMyRocksReverseComparatorName = "rev:RocksDB_SE_v3.10";
 
 int Sign(int v) { return (v > 0) - (v < 0); }
 
-// Whether `ucmp` orders user keys as memcmp does (what the merge does):
-// RocksDB's bytewise comparator, or one named as MyRocks' bytewise comparator
-// that has no timestamps and orders a few probe pairs as Slice::compare does
-// (so another comparator reusing the name is not taken on trust alone).
-bool IsBytewise(const Comparator* ucmp) {
-  if (ucmp == BytewiseComparator()) {
-    return true;
-  }
-  if (std::strcmp(ucmp->Name(), kMyRocksBytewiseComparatorName) != 0 ||
-      ucmp->timestamp_size() != 0) {
+// Whether a comparator named `name` orders user keys as memcmp does
+// (`sign` 1) or its reverse (-1): the name, no timestamps, and a few probe
+// pairs ordered as `sign` x Slice::compare (so another comparator reusing
+// the name is not taken on trust alone).
+bool OrdersAs(const Comparator* ucmp, const char* name, int sign) {
+  if (std::strcmp(ucmp->Name(), name) != 0 || ucmp->timestamp_size() != 0) {
     return false;
   }
   // Lengths, byte order past the common prefix, bytes as unsigned.
@@ -89,7 +86,7 @@ bool IsBytewise(const Comparator* ucmp) {
   for (const auto& p : kProbes) {
     const Slice a(p[0]);
     const Slice b(p[1]);
-    if (Sign(ucmp->Compare(a, b)) != Sign(a.compare(b))) {
+    if (Sign(ucmp->Compare(a, b)) != sign * Sign(a.compare(b))) {
       return false;
     }
   }
@@ -216,14 +213,29 @@ Status ListBlocks(const InputScope& scope, const BlockBasedTable::Rep& rep,
 
 }  // namespace
 
+bool UserKeyOrderOf(const Comparator* ucmp, ringmerge::UserKeyOrder* order) {
+  if (ucmp == BytewiseComparator() ||
+      OrdersAs(ucmp, kMyRocksBytewiseComparatorName, 1)) {
+    *order = ringmerge::UserKeyOrder::Bytewise;
+  } else if (ucmp == ReverseBytewiseComparator() ||
+             OrdersAs(ucmp, kMyRocksReverseComparatorName, -1)) {
+    *order = ringmerge::UserKeyOrder::ReverseBytewise;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 std::string CheckCompaction(const Compaction& c,
                             const ImmutableDBOptions& db_options) {
   const ColumnFamilyData* cfd = c.column_family_data();
   const Comparator* ucmp = cfd->user_comparator();
-  if (!IsBytewise(ucmp)) {
+  ringmerge::UserKeyOrder order;
+  if (!UserKeyOrderOf(ucmp, &order)) {
     return std::string("comparator ") + ucmp->Name() +
-           " is not bytewise (ringmerge merges with RocksDB's bytewise "
-           "comparator or MyRocks' " + kMyRocksBytewiseComparatorName + ")";
+           " is not bytewise or its reverse (ringmerge merges with RocksDB's "
+           "bytewise comparators or MyRocks' " + kMyRocksBytewiseComparatorName +
+           " and " + kMyRocksReverseComparatorName + ")";
   }
   // 6.29.5 keeps the table factory in the immutable CF options.
   const std::shared_ptr<TableFactory>& table_factory =

@@ -64,7 +64,8 @@ pub fn pack(seq: u64, t: u8) -> u64 {
     (seq << 8) | u64::from(t)
 }
 
-/// How user keys sort: the two of RocksDB's built-in comparators ringmerge merges with.
+/// How user keys sort: RocksDB's built-in comparators ringmerge merges with (and MyRocks' two,
+/// which order as the first and the third).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UserKeyOrder {
     /// `leveldb.BytewiseComparator`: bytes ascending.
@@ -74,6 +75,12 @@ pub enum UserKeyOrder {
     /// with an 8-byte timestamp (fixed64, little-endian); the key without it sorts bytes
     /// ascending, then the timestamp descending (the newest version first).
     BytewiseU64Ts,
+    /// `rocksdb.ReverseBytewiseComparator` (and MyRocks' `rev:` column families): bytes
+    /// descending.
+    ReverseBytewise,
+    /// `ReverseBytewiseComparatorWithU64Ts`: the key without its timestamp descending, then the
+    /// timestamp descending.
+    ReverseBytewiseU64Ts,
 }
 
 /// Bytes of the timestamp `BytewiseU64Ts` keys end with.
@@ -86,11 +93,42 @@ impl UserKeyOrder {
     pub fn cmp(self, a: &[u8], b: &[u8]) -> Ordering {
         match self {
             UserKeyOrder::Bytewise => a.cmp(b),
-            UserKeyOrder::BytewiseU64Ts => {
+            UserKeyOrder::ReverseBytewise => b.cmp(a),
+            UserKeyOrder::BytewiseU64Ts | UserKeyOrder::ReverseBytewiseU64Ts => {
                 let (ak, ats) = a.split_at(a.len().saturating_sub(U64_TS_LEN));
                 let (bk, bts) = b.split_at(b.len().saturating_sub(U64_TS_LEN));
-                ak.cmp(bk).then_with(|| fixed64(bts).cmp(&fixed64(ats)))
+                self.cmp_without_ts(ak, bk)
+                    .then_with(|| fixed64(bts).cmp(&fixed64(ats)))
             }
+        }
+    }
+
+    /// Orders two user keys without their timestamps (or keys of an order that has none): how a
+    /// key is compared with the subcompaction bounds.
+    #[inline]
+    pub fn cmp_without_ts(self, a: &[u8], b: &[u8]) -> Ordering {
+        match self {
+            UserKeyOrder::Bytewise | UserKeyOrder::BytewiseU64Ts => a.cmp(b),
+            UserKeyOrder::ReverseBytewise | UserKeyOrder::ReverseBytewiseU64Ts => b.cmp(a),
+        }
+    }
+
+    /// Every user key ends with an 8-byte timestamp.
+    #[inline]
+    pub fn has_ts(self) -> bool {
+        matches!(
+            self,
+            UserKeyOrder::BytewiseU64Ts | UserKeyOrder::ReverseBytewiseU64Ts
+        )
+    }
+
+    /// The same order over keys stored without their timestamps (all of them then equal, the
+    /// minimum: `persist_user_defined_timestamps` = false).
+    pub fn stored_without_ts(self) -> UserKeyOrder {
+        match self {
+            UserKeyOrder::BytewiseU64Ts => UserKeyOrder::Bytewise,
+            UserKeyOrder::ReverseBytewiseU64Ts => UserKeyOrder::ReverseBytewise,
+            other => other,
         }
     }
 
@@ -99,16 +137,17 @@ impl UserKeyOrder {
     /// a key alike: `CompactionJob::ProcessKeyValueCompaction`).
     #[inline]
     pub fn without_ts(self, user_key: &[u8]) -> &[u8] {
-        match self {
-            UserKeyOrder::Bytewise => user_key,
-            UserKeyOrder::BytewiseU64Ts => &user_key[..user_key.len().saturating_sub(U64_TS_LEN)],
+        if self.has_ts() {
+            &user_key[..user_key.len().saturating_sub(U64_TS_LEN)]
+        } else {
+            user_key
         }
     }
 
     /// Corruption when a user key cannot be one of this order's (shorter than its timestamp).
     #[inline]
     pub fn check(self, user_key: &[u8]) -> Result<()> {
-        if self == UserKeyOrder::BytewiseU64Ts && user_key.len() < U64_TS_LEN {
+        if self.has_ts() && user_key.len() < U64_TS_LEN {
             return Err(Error::corruption(format!(
                 "user key of {} bytes is shorter than its {U64_TS_LEN}-byte timestamp",
                 user_key.len()
@@ -212,6 +251,26 @@ mod tests {
         // Never panics on a short key.
         let _ = o.cmp(b"x", b"");
         assert_eq!(o.without_ts(b"x"), b"");
+    }
+
+    #[test]
+    fn reverse_orders() {
+        let r = UserKeyOrder::ReverseBytewise;
+        assert_eq!(r.cmp(b"b", b"a"), Ordering::Less);
+        assert_eq!(r.cmp(b"ab", b"a"), Ordering::Less);
+        assert_eq!(r.cmp(b"a", b"a"), Ordering::Equal);
+        assert_eq!(r.cmp_without_ts(b"b", b"a"), Ordering::Less);
+        assert!(!r.has_ts());
+        let rt = UserKeyOrder::ReverseBytewiseU64Ts;
+        // Key descending, then (as every u64ts comparator) the newer timestamp first.
+        assert_eq!(rt.cmp(&ts_key(b"b", 1), &ts_key(b"a", 9)), Ordering::Less);
+        assert_eq!(rt.cmp(&ts_key(b"a", 9), &ts_key(b"a", 1)), Ordering::Less);
+        assert_eq!(rt.without_ts(&ts_key(b"key", 3)), b"key");
+        assert_eq!(rt.stored_without_ts(), r);
+        assert_eq!(
+            UserKeyOrder::BytewiseU64Ts.stored_without_ts(),
+            UserKeyOrder::Bytewise
+        );
     }
 
     #[test]

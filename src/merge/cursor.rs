@@ -273,7 +273,12 @@ impl RunCursor {
     ) -> Result<()> {
         self.step(map, reader, bounds)?;
         if let Some(start) = &bounds.start {
-            while self.valid && bounds.order.without_ts(self.user_key()) < start.as_slice() {
+            while self.valid
+                && bounds
+                    .order
+                    .cmp_without_ts(bounds.order.without_ts(self.user_key()), start)
+                    .is_lt()
+            {
                 self.step(map, reader, bounds)?;
             }
         }
@@ -296,7 +301,11 @@ impl RunCursor {
                     let (user_key, mut packed) = split_internal_key(self.block.key())?;
                     bounds.order.check(user_key)?;
                     if let Some(end) = &bounds.end {
-                        if bounds.order.without_ts(user_key) >= end.as_slice() {
+                        if bounds
+                            .order
+                            .cmp_without_ts(bounds.order.without_ts(user_key), end)
+                            .is_ge()
+                        {
                             return self.finish(reader);
                         }
                     }

@@ -125,6 +125,8 @@ struct Flags {
   // not persisted: the files store keys without them.
   bool timestamps = false;
   bool timestamps_not_persisted = false;
+  // ReverseBytewiseComparator (with --timestamps: ReverseBytewiseComparatorWithU64Ts).
+  bool reverse = false;
   bool range_del = false;
   // > 0: after every Nth L0 file, ingest an SST of overwrites (SstFileWriter +
   // IngestExternalFile); overlapping the DB, it gets a global seqno.
@@ -212,6 +214,7 @@ Flags ParseFlags(int argc, char** argv) {
     else if (a == "--single-delete-pct") f.single_delete_pct = atoi(next().c_str());
     else if (a == "--compaction-filter") f.compaction_filter = true;
     else if (a == "--timestamps") f.timestamps = true;
+    else if (a == "--reverse") f.reverse = true;
     else if (a == "--timestamps-not-persisted") f.timestamps = f.timestamps_not_persisted = true;
     else if (a == "--universe-factor") f.universe_factor = atoi(next().c_str());
     else if (a == "--snapshots") f.snapshots = atoi(next().c_str());
@@ -911,7 +914,12 @@ Options MakeOptions(const Flags& f, std::shared_ptr<JobRecorder> rec) {
   o.max_open_files = -1;
   o.env = EnvFor(f.fs);
   if (f.merge_pct > 0) o.merge_operator = MergeOperators::CreateUInt64AddOperator();
-  if (f.timestamps) o.comparator = BytewiseComparatorWithU64Ts();
+  if (f.reverse) {
+    o.comparator =
+        f.timestamps ? ReverseBytewiseComparatorWithU64Ts() : ReverseBytewiseComparator();
+  } else if (f.timestamps) {
+    o.comparator = BytewiseComparatorWithU64Ts();
+  }
   if (f.timestamps_not_persisted) {
     o.persist_user_defined_timestamps = false;
     o.allow_concurrent_memtable_write = false;  // required with it
@@ -1053,7 +1061,16 @@ std::vector<const Snapshot*> Build(const Flags& f, DB* db,
     Check(db->Put(wo, k, v), "Put");
     (*model)[k] = v;
   };
+  // [a, b) bytewise; under --reverse the same keys run from b down to a, so
+  // the tombstone is [b, a) in the comparator's order: (a, b] bytewise.
   auto delete_range = [&](const std::string& a, const std::string& b) {
+    if (f.reverse) {
+      Check(db->DeleteRange(wo, db->DefaultColumnFamily(), b, a), "DeleteRange");
+      for (auto it = model->upper_bound(a); it != model->end() && it->first <= b;) {
+        it = model->erase(it);
+      }
+      return;
+    }
     Check(db->DeleteRange(wo, db->DefaultColumnFamily(), a, b), "DeleteRange");
     for (auto it = model->lower_bound(a); it != model->end() && it->first < b;) {
       it = model->erase(it);
