@@ -9,6 +9,7 @@ Python 3.11 standard library only.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -134,3 +135,16 @@ def variant_spec(variant: str) -> tuple[dict[str, str], list[str]]:
 
 def env_text(env: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items())
+
+
+def finish_report(out: Path, text: str, results: dict, failed_checks: list[str]) -> int:
+    """Writes a benchmark's report.md (its text, then its failed checks) and results.json (with
+    git_head and failed_checks added), prints the report, and returns the exit status: 1 when a
+    check failed (a comparison void: nothing ran, nothing was accelerated), else 0."""
+    if failed_checks:
+        text += "\nFailed checks:\n\n" + "".join(f"- {b}\n" for b in failed_checks)
+    (out / "report.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(
+        {"git_head": git_head(), **results, "failed_checks": failed_checks}, indent=1))
+    print(text)
+    return 1 if failed_checks else 0

@@ -15,7 +15,6 @@ Python 3.11 standard library only. Must run as root (the driver drops the page c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, BenchError, git_head  # noqa: E402
+from bench_common import REPO, BenchError, finish_report  # noqa: E402
 from outcomes import events, parse as parse_outcomes  # noqa: E402
 
 DRIVER = REPO / "target/rocksdb/bin/ringmerge_driver"
@@ -143,13 +142,7 @@ def main() -> int:
         bad.append("no block larger than the read size: the large values did not make any")
     if s["accelerated"]:
         bad.append("stock runs have accelerated subcompactions")
-    if bad:
-        text += "\nFailed checks:\n\n" + "".join(f"- {b}\n" for b in bad)
-    (args.out / "report.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps(
-        {"git_head": git_head(), "rows": rows, "medians": med, "failed_checks": bad}, indent=1))
-    print(text)
-    return 1 if bad else 0
+    return finish_report(args.out, text, {"rows": rows, "medians": med}, bad)
 
 
 if __name__ == "__main__":

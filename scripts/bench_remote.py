@@ -23,7 +23,6 @@ order alternates (ABCD, DCBA, ...). Python 3.11 standard library only. Must run 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, BenchError, git_head  # noqa: E402
+from bench_common import REPO, BenchError, finish_report  # noqa: E402
 from outcomes import parse as parse_outcomes  # noqa: E402
 
 DRIVER = REPO / "target/rocksdb/bin/ringmerge_driver"
@@ -240,14 +239,8 @@ def main() -> int:
     med = summarize(rows)
     text = report(args, rows, med)
     bad = checks(rows)
-    if bad:
-        text += "\nFailed checks:\n\n" + "".join(f"- {b}\n" for b in bad)
-    (args.out / "report.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps(
-        {"git_head": git_head(), "args": {k: str(v) for k, v in vars(args).items()},
-         "rows": rows, "medians": med, "failed_checks": bad}, indent=1))
-    print(text)
-    return 1 if bad else 0
+    return finish_report(args.out, text, {"args": {k: str(v) for k, v in vars(args).items()},
+                                          "rows": rows, "medians": med}, bad)
 
 
 if __name__ == "__main__":

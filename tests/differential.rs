@@ -768,14 +768,22 @@ fn zlib_inputs() {
     assert_decompressed(&log);
 }
 
+/// The run decompressed its inputs, and some of them had a compression dictionary.
+fn assert_dictionaries(name: &str, log: &str) {
+    assert_decompressed(log);
+    assert!(
+        log_sum(log, "dict_files") > 0,
+        "{name}: no input had a dictionary"
+    );
+}
+
 #[test]
 fn zstd_with_dictionary() {
     let log = compressed_scenario(
         "zstd_dict",
         &["--compression", "zstd", "--max-dict-bytes", "16384"],
     );
-    assert_decompressed(&log);
-    assert!(log_sum(&log, "dict_files") > 0, "no input had a dictionary");
+    assert_dictionaries("zstd_dict", &log);
 }
 
 #[test]
@@ -800,12 +808,51 @@ fn zstd_with_trained_and_finalized_dictionaries() {
                 "2000",
             ],
         );
-        assert_decompressed(&log);
-        assert!(
-            log_sum(&log, "dict_files") > 0,
-            "{name}: no input had a dictionary"
-        );
+        assert_dictionaries(name, &log);
     }
+}
+
+/// A scenario the BPF merge declines by design (an order other than bytewise, keys read other
+/// than as stored): stock, native, bpf and native in line write the same; every subcompaction
+/// is accelerated and merged natively, and bpf mode's LOG lines say why, `bpf_declined`
+/// containing `declined` (whether or not the kernel would load the program). With
+/// `subcompactions`, some job was split. Returns the stock run.
+fn declined_by_bpf(name: &str, args: &[&str], declined: &str, subcompactions: bool) -> DriverRun {
+    let dir = scratch(name);
+    let stock = run_mode(&dir, "off", args);
+    assert!(
+        stock.dump.contains("compaction status=OK"),
+        "{name}: no compaction ran:\n{}",
+        stock.dump
+    );
+    for (mode, run) in accelerated_runs(&dir, args) {
+        assert_same_dump(&stock.dump, &run.dump, &dir);
+        assert_accelerated(&run.log);
+        let outcomes = parse_outcomes(&run.log);
+        for o in outcomes.accelerated() {
+            assert_eq!(o.field("merge"), Some("native"), "{name} {mode}: {o:?}");
+        }
+        // Declined where the inputs ask for it (not in a compaction without an ingested file).
+        if mode == "bpf" {
+            assert!(
+                outcomes.accelerated().iter().any(|o| o
+                    .field("bpf_declined")
+                    .is_some_and(|w| w.contains(declined))),
+                "{name}: no bpf_declined containing {declined:?}: {:?}",
+                ringmerge_lines(&run.log)
+            );
+        }
+        if subcompactions && mode == "native" {
+            assert!(
+                parse_outcomes(&run.log)
+                    .accelerated()
+                    .iter()
+                    .any(|o| o.subcompaction.unwrap_or(0) > 0),
+                "{name}: no job was split into subcompactions"
+            );
+        }
+    }
+    stock
 }
 
 #[test]
@@ -836,41 +883,12 @@ fn user_defined_timestamps() {
         ("u64ts_not_persisted", &["--timestamps-not-persisted"][..]),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let dir = scratch(name);
-        let stock = run_mode(&dir, "off", &args);
-        assert!(
-            stock.dump.contains("compaction status=OK"),
-            "{name}: no compaction ran:\n{}",
-            stock.dump
-        );
-        for (mode, run) in accelerated_runs(&dir, &args) {
-            assert_same_dump(&stock.dump, &run.dump, &dir);
-            assert_accelerated(&run.log);
-            for o in parse_outcomes(&run.log).accelerated() {
-                // The BPF program orders bytewise only: bpf mode merges these natively, saying
-                // so (whether or not the kernel would load it).
-                assert_eq!(o.field("merge"), Some("native"), "{name} {mode}: {o:?}");
-                if mode == "bpf" {
-                    let why = o.field("bpf_declined").unwrap_or_default();
-                    let want = if name == "u64ts_not_persisted" {
-                        "without the minimum timestamp"
-                    } else {
-                        "orders user keys bytewise"
-                    };
-                    assert!(why.contains(want), "{name} bpf: {o:?}");
-                }
-            }
-        }
-        if name == "u64ts_subcompactions" {
-            let native = run_mode(&dir, "native", &args);
-            assert!(
-                parse_outcomes(&native.log)
-                    .accelerated()
-                    .iter()
-                    .any(|o| o.subcompaction.unwrap_or(0) > 0),
-                "{name}: no job was split into subcompactions"
-            );
-        }
+        let declined = if name == "u64ts_not_persisted" {
+            "without the minimum timestamp"
+        } else {
+            "orders user keys bytewise"
+        };
+        declined_by_bpf(name, &args, declined, name == "u64ts_subcompactions");
     }
 }
 
@@ -895,27 +913,17 @@ fn ingested_files_with_a_global_seqno() {
             .chain(extra)
             .copied()
             .collect();
-        let dir = scratch(name);
-        let stock = run_mode(&dir, "off", &args);
-        assert!(
-            stock.dump.contains("compaction status=OK"),
-            "{name}: no compaction ran"
+        let stock = declined_by_bpf(
+            name,
+            &args,
+            "without an ingested file's global seqno",
+            name == "ingest_subcompactions",
         );
         // The ingested files took a global seqno (RocksDB logs it when it assigns one).
         assert!(
-            stock.log.contains("global_seqno") || stock.log.contains("Global seqno"),
-            "{name}: no file was ingested with a global seqno:\n{}",
-            stock.log
+            stock.log.contains("global_seqno"),
+            "{name}: no file was ingested with a global seqno"
         );
-        for (mode, run) in accelerated_runs(&dir, &args) {
-            assert_same_dump(&stock.dump, &run.dump, &dir);
-            assert_accelerated(&run.log);
-            if mode == "bpf" {
-                for o in parse_outcomes(&run.log).accelerated() {
-                    assert_eq!(o.field("merge"), Some("native"), "{name} bpf: {o:?}");
-                }
-            }
-        }
     }
 }
 
@@ -946,32 +954,7 @@ fn reverse_bytewise_comparator() {
             .chain(extra)
             .copied()
             .collect();
-        let dir = scratch(name);
-        let stock = run_mode(&dir, "off", &args);
-        assert!(
-            stock.dump.contains("compaction status=OK"),
-            "{name}: no compaction ran"
-        );
-        for (mode, run) in accelerated_runs(&dir, &args) {
-            assert_same_dump(&stock.dump, &run.dump, &dir);
-            assert_accelerated(&run.log);
-            for o in parse_outcomes(&run.log).accelerated() {
-                assert_eq!(o.field("merge"), Some("native"), "{name} {mode}: {o:?}");
-                if mode == "bpf" {
-                    let why = o.field("bpf_declined").unwrap_or_default();
-                    assert!(why.contains("orders user keys bytewise"), "{name}: {o:?}");
-                }
-            }
-        }
-        if name != "reverse" {
-            assert!(
-                parse_outcomes(&run_mode(&dir, "native", &args).log)
-                    .accelerated()
-                    .iter()
-                    .any(|o| o.subcompaction.unwrap_or(0) > 0),
-                "{name}: no job was split into subcompactions"
-            );
-        }
+        declined_by_bpf(name, &args, "orders user keys bytewise", name != "reverse");
     }
 }
 
@@ -982,11 +965,7 @@ fn lz4_and_zlib_with_dictionary() {
             &format!("{codec}_dict"),
             &["--compression", codec, "--max-dict-bytes", "8192"],
         );
-        assert_decompressed(&log);
-        assert!(
-            log_sum(&log, "dict_files") > 0,
-            "{codec}: no input had a dictionary"
-        );
+        assert_dictionaries(codec, &log);
     }
 }
 
@@ -1008,8 +987,7 @@ fn myrocks_mix_lz4_upper_zstd_bottommost() {
             "2",
         ],
     );
-    assert_decompressed(&log);
-    assert!(log_sum(&log, "dict_files") > 0, "no input had a dictionary");
+    assert_dictionaries(dir_name, &log);
     // Both codecs were written (table_file_creation events) and so read back as inputs.
     for codec in ["LZ4", "ZSTD"] {
         assert!(
